@@ -1,0 +1,153 @@
+package fsm
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+)
+
+// applier decodes one command body and applies it at index. It returns nil or
+// a *StateError; it panics when the body does not decode, because a replica
+// that skipped an entry the others applied would silently diverge.
+type applier func(s *Store, index uint64, body []byte) error
+
+var appliers = map[MessageType]applier{}
+
+func register(t MessageType, fn applier) {
+	if _, dup := appliers[t]; dup {
+		panic(fmt.Sprintf("fsm: applier for %s registered twice", t))
+	}
+	appliers[t] = fn
+}
+
+// decode is the shared first step of every applier.
+func decode[T any](t MessageType, body []byte) *T {
+	var v T
+	if err := json.Unmarshal(body, &v); err != nil {
+		panic(fmt.Sprintf("fsm: failed to decode %s body: %v", t, err))
+	}
+	return &v
+}
+
+func init() {
+	register(BootstrapRequestType, func(s *Store, i uint64, b []byte) error {
+		return s.bootstrap(i, decode[BootstrapRequest](BootstrapRequestType, b))
+	})
+	register(ZoneUpsertRequestType, func(s *Store, i uint64, b []byte) error {
+		return s.upsertZone(i, decode[ZoneUpsertRequest](ZoneUpsertRequestType, b))
+	})
+	register(ZoneDeleteRequestType, func(s *Store, i uint64, b []byte) error {
+		return s.deleteZone(i, decode[DeleteRequest](ZoneDeleteRequestType, b).ID)
+	})
+	register(ConfigSetRequestType, func(s *Store, i uint64, b []byte) error {
+		return s.setSetting(i, decode[ConfigSetRequest](ConfigSetRequestType, b))
+	})
+	register(UserKeysSetRequestType, func(s *Store, i uint64, b []byte) error {
+		return s.setUserKeys(i, decode[UserKeysSetRequest](UserKeysSetRequestType, b))
+	})
+	register(NoopRequestType, func(*Store, uint64, []byte) error { return nil })
+}
+
+// Known reports whether this build can apply the type.
+func Known(t MessageType) bool {
+	_, ok := appliers[t&^IgnoreUnknownTypeFlag]
+	return ok
+}
+
+// FSM is the raft.FSM of a Stratus server.
+type FSM struct {
+	logger hclog.Logger
+
+	mu    sync.RWMutex // guards state, swapped whole on restore
+	state *Store
+
+	idxMu   sync.Mutex
+	applied uint64
+	advance chan struct{} // closed and replaced whenever applied grows
+}
+
+// New returns an FSM with an empty store.
+func New(logger hclog.Logger) *FSM {
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	return &FSM{logger: logger.Named("fsm"), state: NewStore(), advance: make(chan struct{})}
+}
+
+// State returns the current store. Hold on to it only for one request: a
+// restore replaces it.
+func (f *FSM) State() *Store {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.state
+}
+
+// Apply applies one committed log entry. The response is nil or a
+// *StateError.
+func (f *FSM) Apply(l *raft.Log) any {
+	defer f.setApplied(l.Index)
+	if l.Type != raft.LogCommand {
+		return nil
+	}
+	env, err := DecodeEnvelope(l.Data)
+	if err != nil {
+		panic(fmt.Sprintf("fsm: entry %d: %v", l.Index, err))
+	}
+	fn, ok := appliers[env.Type]
+	if !ok || env.Version > CommandVersion {
+		if env.Skip {
+			f.logger.Warn("skipping command this build does not know", "index", l.Index, "type", env.Type, "version", env.Version)
+			return nil
+		}
+		// Refusing loudly: applying past this entry would make this replica
+		// differ from the ones that understood it. Upgrade this node.
+		panic(fmt.Sprintf("fsm: entry %d: %v: %s version %d (this build knows up to version %d)",
+			l.Index, ErrUnknownType, env.Type, env.Version, CommandVersion))
+	}
+	f.mu.RLock()
+	s := f.state
+	f.mu.RUnlock()
+	if err := fn(s, l.Index, env.Body); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (f *FSM) setApplied(index uint64) {
+	f.idxMu.Lock()
+	defer f.idxMu.Unlock()
+	if index <= f.applied {
+		return
+	}
+	f.applied = index
+	close(f.advance)
+	f.advance = make(chan struct{})
+}
+
+// AppliedIndex is the index of the last entry this FSM applied (or restored).
+func (f *FSM) AppliedIndex() uint64 {
+	f.idxMu.Lock()
+	defer f.idxMu.Unlock()
+	return f.applied
+}
+
+// WaitForIndex blocks until the FSM has applied index or ctx ends.
+func (f *FSM) WaitForIndex(ctx context.Context, index uint64) error {
+	for {
+		f.idxMu.Lock()
+		applied, ch := f.applied, f.advance
+		f.idxMu.Unlock()
+		if applied >= index {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for index %d (applied %d): %w", index, applied, ctx.Err())
+		}
+	}
+}
