@@ -1,0 +1,107 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Config configures a Node.
+type Config struct {
+	// NodeID names this server for good; it is kept in the data dir.
+	NodeID string
+	// DataDir holds raft.db (log and stable store) and snapshots/.
+	DataDir string
+	// ClusterName keeps clusters that share a network apart: gossip peers
+	// with another name are never added as voters.
+	ClusterName string
+
+	// RaftBind is the TCP address raft listens on; RaftAdvertise the one
+	// peers dial (defaults to the bound address).
+	RaftBind      string
+	RaftAdvertise string
+	// GossipBind is memberlist's address (TCP and UDP).
+	GossipBind      string
+	GossipAdvertise string
+	// GossipKey, if set (16, 24 or 32 bytes), encrypts gossip.
+	GossipKey []byte
+	// APIAdvertise is this node's API base URL (http://host:port); other
+	// nodes forward writes and read-index requests to it.
+	APIAdvertise string
+
+	// Join lists gossip addresses of other servers; joining is retried in
+	// the background until one answers.
+	Join []string
+	// BootstrapExpect is how many servers to wait for before bootstrapping a
+	// new cluster; 0 means never bootstrap (join an existing cluster).
+	BootstrapExpect int
+
+	// Secret authenticates internal endpoints (HMAC of each request).
+	Secret string
+	// HoldTimeout is how long a write or consistent read waits for a leader
+	// before failing with ErrNoLeader.
+	HoldTimeout time.Duration
+
+	// Version is the build version gossiped to peers.
+	Version string
+
+	// Raft timing; zero values take hashicorp/raft's defaults.
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	// SnapshotThreshold is how many log entries trigger a snapshot.
+	SnapshotThreshold uint64
+
+	Logger     hclog.Logger
+	HTTPClient *http.Client
+}
+
+// DefaultHoldTimeout is how long writes wait for a leader by default.
+const DefaultHoldTimeout = 5 * time.Second
+
+func (c *Config) validate() error {
+	var errs []error
+	if c.NodeID == "" {
+		errs = append(errs, errors.New("node id is required"))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data dir is required"))
+	}
+	if c.RaftBind == "" {
+		errs = append(errs, errors.New("raft bind address is required"))
+	}
+	if c.GossipBind == "" {
+		errs = append(errs, errors.New("gossip bind address is required"))
+	}
+	if c.APIAdvertise == "" {
+		errs = append(errs, errors.New("api advertise url is required"))
+	}
+	if len(c.Secret) < 16 {
+		errs = append(errs, errors.New("cluster secret must be at least 16 characters"))
+	}
+	if n := len(c.GossipKey); n != 0 && n != 16 && n != 24 && n != 32 {
+		errs = append(errs, fmt.Errorf("gossip key must be 16, 24 or 32 bytes, got %d", n))
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) setDefaults() {
+	if c.ClusterName == "" {
+		c.ClusterName = "stratus"
+	}
+	if c.HoldTimeout <= 0 {
+		c.HoldTimeout = DefaultHoldTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = hclog.NewNullLogger()
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+	}
+	if c.SnapshotThreshold == 0 {
+		c.SnapshotThreshold = 8192
+	}
+}

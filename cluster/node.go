@@ -1,0 +1,206 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/stratus-cloud/stratus/fsm"
+)
+
+// Node is one management server's place in the cluster.
+type Node struct {
+	cfg    Config
+	logger hclog.Logger
+
+	fsm       *fsm.FSM
+	raft      *raft.Raft
+	store     *raftboltdb.BoltStore
+	transport *raft.NetworkTransport
+	gossip    *memberlist.Memberlist
+	events    chan memberlist.NodeEvent
+
+	leadership *leadership
+	reads      *batcher // read-index round trips, shared by concurrent reads
+
+	bootstrapMu sync.Mutex
+	bootstrapped bool
+
+	shutdownOnce sync.Once
+	shutdownCh   chan struct{}
+	wg           sync.WaitGroup
+}
+
+// New opens the node's stores and starts raft and gossip. Call Shutdown to
+// stop it.
+func New(cfg Config) (*Node, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("cluster config: %w", err)
+	}
+	n := &Node{
+		cfg:        cfg,
+		logger:     cfg.Logger.Named("cluster"),
+		fsm:        fsm.New(cfg.Logger),
+		events:     make(chan memberlist.NodeEvent, 64),
+		shutdownCh: make(chan struct{}),
+	}
+	n.leadership = newLeadership(n)
+	n.reads = newBatcher(n.fetchReadIndex)
+	if err := n.setupRaft(); err != nil {
+		n.closeStores()
+		return nil, err
+	}
+	if err := n.setupGossip(); err != nil {
+		_ = n.raft.Shutdown().Error()
+		n.closeStores()
+		return nil, err
+	}
+	n.wg.Add(3)
+	go n.leadership.monitor()
+	go n.handleEvents()
+	go n.joinLoop()
+	return n, nil
+}
+
+func (n *Node) setupRaft() error {
+	raftDir := filepath.Join(n.cfg.DataDir, "raft")
+	if err := os.MkdirAll(raftDir, 0o700); err != nil {
+		return fmt.Errorf("create raft dir: %w", err)
+	}
+	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(raftDir, "raft.db")})
+	if err != nil {
+		return fmt.Errorf("open raft bolt store: %w", err)
+	}
+	n.store = store
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(raftDir, 2, n.logger.Named("snapshots"))
+	if err != nil {
+		return fmt.Errorf("open snapshot store: %w", err)
+	}
+	var advertise net.Addr
+	if n.cfg.RaftAdvertise != "" {
+		if advertise, err = net.ResolveTCPAddr("tcp", n.cfg.RaftAdvertise); err != nil {
+			return fmt.Errorf("raft advertise address: %w", err)
+		}
+	}
+	n.transport, err = raft.NewTCPTransportWithLogger(n.cfg.RaftBind, advertise, 5, 10*time.Second, n.logger.Named("transport"))
+	if err != nil {
+		return fmt.Errorf("raft transport: %w", err)
+	}
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(n.cfg.NodeID)
+	rc.Logger = n.cfg.Logger.Named("raft")
+	rc.SnapshotThreshold = n.cfg.SnapshotThreshold
+	if n.cfg.HeartbeatTimeout > 0 {
+		rc.HeartbeatTimeout = n.cfg.HeartbeatTimeout
+	}
+	if n.cfg.ElectionTimeout > 0 {
+		rc.ElectionTimeout = n.cfg.ElectionTimeout
+	}
+	if n.cfg.LeaderLeaseTimeout > 0 {
+		rc.LeaderLeaseTimeout = n.cfg.LeaderLeaseTimeout
+	}
+	notify := make(chan bool, 1)
+	rc.NotifyCh = notify
+	n.leadership.notify = notify
+
+	has, err := raft.HasExistingState(store, store, snaps)
+	if err != nil {
+		return fmt.Errorf("check raft state: %w", err)
+	}
+	n.bootstrapped = has
+	n.raft, err = raft.NewRaft(rc, n.fsm, store, store, snaps, n.transport)
+	if err != nil {
+		return fmt.Errorf("start raft: %w", err)
+	}
+	return nil
+}
+
+func (n *Node) closeStores() {
+	if n.transport != nil {
+		_ = n.transport.Close()
+	}
+	if n.store != nil {
+		_ = n.store.Close()
+	}
+}
+
+// Shutdown leaves gossip, stops raft and closes the stores. It does not
+// transfer leadership; call TransferLeadership first for a planned stop.
+func (n *Node) Shutdown() error {
+	var err error
+	n.shutdownOnce.Do(func() {
+		close(n.shutdownCh)
+		if n.gossip != nil {
+			_ = n.gossip.Leave(time.Second)
+			_ = n.gossip.Shutdown()
+		}
+		err = n.raft.Shutdown().Error()
+		n.wg.Wait()
+		n.closeStores()
+	})
+	if err != nil {
+		return fmt.Errorf("shutdown raft: %w", err)
+	}
+	return nil
+}
+
+// TransferLeadership hands leadership to another voter if this node leads.
+func (n *Node) TransferLeadership() error {
+	if n.raft.State() != raft.Leader {
+		return nil
+	}
+	if err := n.raft.LeadershipTransfer().Error(); err != nil {
+		return fmt.Errorf("transfer leadership: %w", err)
+	}
+	return nil
+}
+
+// ID is this node's ID.
+func (n *Node) ID() string { return n.cfg.NodeID }
+
+// FSM returns the node's state machine.
+func (n *Node) FSM() *fsm.FSM { return n.fsm }
+
+// State returns the current state store for reads.
+func (n *Node) State() *fsm.Store { return n.fsm.State() }
+
+// IsLeader reports whether this node is the raft leader.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// Config returns the node's configuration (secrets included: do not log it).
+func (n *Node) Config() Config { return n.cfg }
+
+// RaftAddr is the raft address peers dial.
+func (n *Node) RaftAddr() string { return string(n.transport.LocalAddr()) }
+
+// GossipAddr is the address other servers can -join.
+func (n *Node) GossipAddr() string {
+	ln := n.gossip.LocalNode()
+	return net.JoinHostPort(ln.Addr.String(), fmt.Sprint(ln.Port))
+}
+
+// WaitForLeader blocks until a leader is known or ctx ends.
+func (n *Node) WaitForLeader(ctx context.Context) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if _, id := n.raft.LeaderWithID(); id != "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for leader: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,120 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// ConsistentRead returns once this node's state includes every write that
+// was acknowledged before the call: it learns the leader's commit index
+// (leadership confirmed by a quorum), then waits until it has applied it.
+// Concurrent callers share one round trip. It holds like Apply while there
+// is no leader.
+func (n *Node) ConsistentRead(ctx context.Context) error {
+	deadline := time.Now().Add(n.cfg.HoldTimeout)
+	for {
+		idx, err := n.reads.do(ctx)
+		if err == nil {
+			return n.fsm.WaitForIndex(ctx, idx)
+		}
+		if !(Retriable(err) || errors.Is(err, errNotSent)) || !n.holdOn(ctx, deadline) {
+			if ctx.Err() != nil {
+				return fmt.Errorf("consistent read: %w", ctx.Err())
+			}
+			if Retriable(err) || errors.Is(err, errNotSent) {
+				return fmt.Errorf("%w (last: %v)", ErrNoLeader, err)
+			}
+			return fmt.Errorf("consistent read: %w", err)
+		}
+	}
+}
+
+// fetchReadIndex does one read-index round trip: on the leader a quorum
+// check, on a follower a call to the leader.
+func (n *Node) fetchReadIndex(ctx context.Context) (uint64, error) {
+	if n.IsLeader() {
+		if !n.Established() {
+			return 0, ErrNotReady
+		}
+		// The leader's applied index, not raft's commit index: raft never hands
+		// barriers and no-ops to the FSM, so a commit index can name an entry
+		// the FSM will never report applied. Every acknowledged write is a
+		// command this leader has applied (its own writes answer after they
+		// apply; earlier leaders' were applied by the establish barrier).
+		idx := n.fsm.AppliedIndex()
+		if err := n.raft.VerifyLeader().Error(); err != nil {
+			return 0, fmt.Errorf("%w: %w", ErrNotLeader, err)
+		}
+		return idx, nil
+	}
+	leaderURL := n.leaderAPI()
+	if leaderURL == "" {
+		return 0, ErrNoLeader
+	}
+	var reply readIndexReply
+	if err := n.call(ctx, leaderURL, PathReadIndex, nil, &reply); err != nil {
+		return 0, err
+	}
+	return reply.Index, nil
+}
+
+// batcher runs fn for many concurrent callers at once. A caller that arrives
+// while a round is in flight waits for the next round, never reusing a
+// round that started before it asked (that would break linearizability).
+type batcher struct {
+	fn func(context.Context) (uint64, error)
+
+	mu      sync.Mutex
+	pending *round
+	running bool
+}
+
+type round struct {
+	done chan struct{}
+	idx  uint64
+	err  error
+}
+
+func newBatcher(fn func(context.Context) (uint64, error)) *batcher {
+	return &batcher{fn: fn}
+}
+
+func (b *batcher) do(ctx context.Context) (uint64, error) {
+	b.mu.Lock()
+	if b.pending == nil {
+		b.pending = &round{done: make(chan struct{})}
+	}
+	r := b.pending
+	if !b.running {
+		b.running = true
+		go b.loop()
+	}
+	b.mu.Unlock()
+	select {
+	case <-r.done:
+		return r.idx, r.err
+	case <-ctx.Done():
+		return 0, fmt.Errorf("read index: %w", ctx.Err())
+	}
+}
+
+func (b *batcher) loop() {
+	for {
+		b.mu.Lock()
+		r := b.pending
+		b.pending = nil
+		if r == nil {
+			b.running = false
+			b.mu.Unlock()
+			return
+		}
+		b.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		r.idx, r.err = b.fn(ctx)
+		cancel()
+		close(r.done)
+	}
+}
