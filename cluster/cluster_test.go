@@ -213,10 +213,16 @@ func TestInternalEndpointsRequireClusterSecret(t *testing.T) {
 	leader := leaderOf(t, nodes)
 	data, _ := fsm.Encode(fsm.NoopRequestType, false, struct{}{})
 	for name, sign := range map[string]func(*http.Request){
-		"unsigned":     func(*http.Request) {},
-		"wrong secret": func(r *http.Request) { r.Header.Set(authHeader, signInternal("not-the-secret-at-all", "POST", PathApply, time.Now().Unix(), data)) },
-		"stale":        func(r *http.Request) { r.Header.Set(authHeader, signInternal(testSecret, "POST", PathApply, time.Now().Add(-time.Hour).Unix(), data)) },
-		"other body":   func(r *http.Request) { r.Header.Set(authHeader, signInternal(testSecret, "POST", PathApply, time.Now().Unix(), []byte("x"))) },
+		"unsigned": func(*http.Request) {},
+		"wrong secret": func(r *http.Request) {
+			r.Header.Set(authHeader, signInternal("not-the-secret-at-all", "POST", PathApply, time.Now().Unix(), data))
+		},
+		"stale": func(r *http.Request) {
+			r.Header.Set(authHeader, signInternal(testSecret, "POST", PathApply, time.Now().Add(-time.Hour).Unix(), data))
+		},
+		"other body": func(r *http.Request) {
+			r.Header.Set(authHeader, signInternal(testSecret, "POST", PathApply, time.Now().Unix(), []byte("x")))
+		},
 	} {
 		req, _ := http.NewRequest(http.MethodPost, leader.cfg.APIAdvertise+PathApply, bytes.NewReader(data))
 		sign(req)

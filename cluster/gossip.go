@@ -82,7 +82,7 @@ func (n *Node) setupGossip() error {
 		return fmt.Errorf("encode gossip meta: %w", err)
 	}
 	mc.Delegate = &delegate{meta: meta}
-	mc.Events = &memberlist.ChannelEventDelegate{Ch: n.events}
+	mc.Events = &eventDelegate{n: n}
 	mc.Logger = n.cfg.Logger.Named("gossip").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
 	n.gossip, err = memberlist.Create(mc)
 	if err != nil {
@@ -116,6 +116,36 @@ func (n *Node) joinLoop() {
 	}
 }
 
+// eventDelegate keeps the node's own copy of the member list. memberlist
+// calls it while holding its state lock, so copying here is the one race-free
+// way to read a member; the *memberlist.Node pointers returned by
+// Memberlist.Members keep changing underneath their readers.
+type eventDelegate struct{ n *Node }
+
+func (d *eventDelegate) NotifyJoin(m *memberlist.Node)   { d.n.recordMember(m, "alive") }
+func (d *eventDelegate) NotifyUpdate(m *memberlist.Node) { d.n.recordMember(m, "alive") }
+func (d *eventDelegate) NotifyLeave(m *memberlist.Node) {
+	status := "dead"
+	if m.State == memberlist.StateLeft {
+		status = "left"
+	}
+	d.n.recordMember(m, status)
+}
+
+func (n *Node) recordMember(m *memberlist.Node, status string) {
+	var meta MemberMeta
+	if err := json.Unmarshal(m.Meta, &meta); err != nil || meta.Cluster != n.cfg.ClusterName {
+		return // another cluster's server, or not one of ours at all
+	}
+	n.membersMu.Lock()
+	n.members[m.Name] = Member{MemberMeta: meta, GossipAddr: m.Address(), Status: status}
+	n.membersMu.Unlock()
+	select { // never block memberlist: one pending wake-up is enough
+	case n.events <- struct{}{}:
+	default:
+	}
+}
+
 // handleEvents reacts to gossip changes: bootstrap when enough servers are
 // here, and (on the leader) add new servers as voters.
 func (n *Node) handleEvents() {
@@ -124,34 +154,21 @@ func (n *Node) handleEvents() {
 		select {
 		case <-n.shutdownCh:
 			return
-		case ev := <-n.events:
-			if ev.Event == memberlist.NodeJoin || ev.Event == memberlist.NodeUpdate {
-				n.maybeBootstrap()
-				n.leadership.kick()
-			}
+		case <-n.events:
+			n.maybeBootstrap()
+			n.leadership.kick()
 		}
 	}
 }
 
-// Members returns the gossip view of the servers of this cluster.
+// Members returns the gossip view of the servers of this cluster, sorted by ID.
 func (n *Node) Members() []Member {
-	var out []Member
-	for _, m := range n.gossip.Members() {
-		var meta MemberMeta
-		if err := json.Unmarshal(m.Meta, &meta); err != nil || meta.Cluster != n.cfg.ClusterName {
-			continue
-		}
-		status := "alive"
-		switch m.State {
-		case memberlist.StateSuspect:
-			status = "suspect"
-		case memberlist.StateDead:
-			status = "dead"
-		case memberlist.StateLeft:
-			status = "left"
-		}
-		out = append(out, Member{MemberMeta: meta, GossipAddr: m.Address(), Status: status})
+	n.membersMu.Lock()
+	out := make([]Member, 0, len(n.members))
+	for _, m := range n.members {
+		out = append(out, m)
 	}
+	n.membersMu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }

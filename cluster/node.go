@@ -27,12 +27,15 @@ type Node struct {
 	store     *raftboltdb.BoltStore
 	transport *raft.NetworkTransport
 	gossip    *memberlist.Memberlist
-	events    chan memberlist.NodeEvent
+	events    chan struct{} // a gossip member joined, changed or left
+
+	membersMu sync.Mutex
+	members   map[string]Member // gossip name -> copy taken under memberlist's lock
 
 	leadership *leadership
 	reads      *batcher // read-index round trips, shared by concurrent reads
 
-	bootstrapMu sync.Mutex
+	bootstrapMu  sync.Mutex
 	bootstrapped bool
 
 	shutdownOnce sync.Once
@@ -51,7 +54,8 @@ func New(cfg Config) (*Node, error) {
 		cfg:        cfg,
 		logger:     cfg.Logger.Named("cluster"),
 		fsm:        fsm.New(cfg.Logger),
-		events:     make(chan memberlist.NodeEvent, 64),
+		events:     make(chan struct{}, 1),
+		members:    make(map[string]Member),
 		shutdownCh: make(chan struct{}),
 	}
 	n.leadership = newLeadership(n)

@@ -19,13 +19,13 @@ const IgnoreUnknownTypeFlag MessageType = 0x80
 
 // The command types. Append only.
 const (
-	BootstrapRequestType     MessageType = 1 // first-start seed: cluster meta, ROOT domain, admin account and user
-	ZoneUpsertRequestType    MessageType = 2
-	ZoneDeleteRequestType    MessageType = 3
-	ConfigSetRequestType     MessageType = 4
-	UserKeysSetRequestType   MessageType = 5
-	NoopRequestType          MessageType = 6 // carries nothing; used by tests and barriers
-	lastKnownType                        = NoopRequestType
+	BootstrapRequestType   MessageType = 1 // first-start seed: cluster meta, ROOT domain, admin account and user
+	ZoneUpsertRequestType  MessageType = 2
+	ZoneDeleteRequestType  MessageType = 3
+	ConfigSetRequestType   MessageType = 4
+	UserKeysSetRequestType MessageType = 5
+	NoopRequestType        MessageType = 6 // carries nothing; used by tests and barriers
+	lastKnownType                      = NoopRequestType
 )
 
 // CommandVersion is the highest command schema version this build writes and

@@ -1,0 +1,53 @@
+# Stratus: the two commands a new machine needs are `make run` and `make test`.
+SHELL := /bin/bash
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+BIN := bin/stratus
+DEV_DIR ?= .run/dev-cloud
+
+.PHONY: all build run deps test unit e2e bench check fmt vet imports clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/stratus
+
+# A local 3-server cloud on loopback; state survives in $(DEV_DIR).
+run: build
+	$(BIN) dev --dir $(DEV_DIR) --servers 3
+
+# Debian packages the tests need (HAProxy for the e2e load balancer).
+deps:
+	@command -v haproxy >/dev/null 2>&1 || { \
+	  echo "installing haproxy from Debian's packages"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends haproxy >/dev/null; }
+	@$(GO) mod download
+
+test: deps check unit e2e
+
+unit:
+	$(GO) test -race -count=1 ./fsm/... ./cluster/... ./api/... ./ops/... ./cmd/... ./scheduler/... ./storage/... ./hypervisor/...
+
+e2e: build
+	@mkdir -p .run
+	STRATUS_E2E=1 STRATUS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -v -timeout 15m ./e2e/ 2>&1 | tee .run/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|e2e:' ; exit $${PIPESTATUS[0]}
+
+bench: build deps
+	STRATUS_BENCH=1 STRATUS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -v -timeout 30m -run TestBenchmarks ./e2e/
+
+check: fmt vet imports
+
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go') $$(git ls-files --others --exclude-standard '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+imports:
+	@bash .ci/check-imports.sh
+
+clean:
+	rm -rf bin .run
