@@ -63,6 +63,9 @@ func New(cfg Config) *Server {
 	s.cmds.add(configCommands()...)
 	s.cmds.add(userCommands()...)
 	s.cmds.add(discoveryCommands(s)...)
+	for _, group := range commandGroups {
+		s.cmds.add(group(s)...)
+	}
 
 	r := mux.NewRouter()
 	r.HandleFunc("/client/api", s.handleAPI).Methods(http.MethodGet, http.MethodPost)

@@ -25,7 +25,8 @@ const (
 	ConfigSetRequestType   MessageType = 4
 	UserKeysSetRequestType MessageType = 5
 	NoopRequestType        MessageType = 6 // carries nothing; used by tests and barriers
-	lastKnownType                      = NoopRequestType
+	TxnRequestType         MessageType = 7 // atomic operations on registered tables
+	lastKnownType                      = TxnRequestType
 )
 
 // CommandVersion is the highest command schema version this build writes and
@@ -63,6 +64,8 @@ func (t MessageType) String() string {
 		return "UserKeysSet"
 	case NoopRequestType:
 		return "Noop"
+	case TxnRequestType:
+		return "Txn"
 	}
 	return fmt.Sprintf("Type(%d)", uint8(t))
 }

@@ -50,6 +50,9 @@ func init() {
 		return s.setUserKeys(i, decode[UserKeysSetRequest](UserKeysSetRequestType, b))
 	})
 	register(NoopRequestType, func(*Store, uint64, []byte) error { return nil })
+	register(TxnRequestType, func(s *Store, i uint64, b []byte) error {
+		return s.applyTxn(i, decode[TxnRequest](TxnRequestType, b))
+	})
 }
 
 // Known reports whether this build can apply the type.

@@ -42,18 +42,16 @@ const (
 
 // snapshotTables maps each record type to its table and a constructor of an
 // empty row, so writing and restoring walk one list.
-var snapshotTables = []struct {
+type snapshotTable struct {
 	typ   SnapshotType
 	table string
 	index string
 	alloc func() any
-}{
+}
+
+var snapshotTables = []snapshotTable{
 	{MetaSnapshot, tableMeta, "id", func() any { return new(Meta) }},
 	{SettingSnapshot, tableSettings, "id", func() any { return new(Setting) }},
-	{DomainSnapshot, tableDomains, "id", func() any { return new(Domain) }},
-	{AccountSnapshot, tableAccounts, "id", func() any { return new(Account) }},
-	{UserSnapshot, tableUsers, "id", func() any { return new(User) }},
-	{ZoneSnapshot, tableZones, "id", func() any { return new(Zone) }},
 }
 
 // ErrSnapshotFormat means a snapshot stream is not one this build can read.

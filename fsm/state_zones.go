@@ -63,7 +63,9 @@ func (s *Store) deleteZone(index uint64, id string) error {
 	if existing == nil {
 		return stateErr(KindNotFound, "zone %s does not exist", id)
 	}
-	// Later tables (pods, hosts, storage) check here that nothing uses the zone.
+	if err := checkNoUsers(txn, tableZones, id); err != nil {
+		return err
+	}
 	if err := txn.Delete(tableZones, existing); err != nil {
 		return fmt.Errorf("delete zone %s: %w", id, err)
 	}

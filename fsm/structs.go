@@ -87,6 +87,18 @@ type User struct {
 	Indexes
 }
 
+// GetID returns the domain's UUID.
+func (d *Domain) GetID() string { return d.ID }
+
+// GetID returns the account's UUID.
+func (a *Account) GetID() string { return a.ID }
+
+// GetID returns the user's UUID.
+func (u *User) GetID() string { return u.ID }
+
+// GetID returns the zone's UUID.
+func (z *Zone) GetID() string { return z.ID }
+
 // Zone is a CloudStack availability zone.
 type Zone struct {
 	ID              string            `json:"id"`

@@ -1,0 +1,152 @@
+package fsm
+
+import (
+	"encoding/json"
+	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
+)
+
+// Tables of the records every command writes: events, async jobs, tags.
+const (
+	TableEvents = "events"
+	TableJobs   = "jobs"
+	TableTags   = "tags"
+)
+
+// Snapshot record types of registered tables. Append only; each area of the
+// state owns a range: identity 10-19, infrastructure 20-39, catalog 40-59,
+// records 60-69, compute 70-89.
+const (
+	EventSnapshot SnapshotType = 60
+	JobSnapshot   SnapshotType = 61
+	TagSnapshot   SnapshotType = 62
+)
+
+// Event levels.
+const (
+	EventInfo  = "INFO"
+	EventError = "ERROR"
+)
+
+// Event records who did what to which resource, for listEvents. Events are
+// written in the same transaction as the change they describe.
+type Event struct {
+	ID           string    `json:"id"`
+	Type         string    `json:"type"` // CloudStack event type, e.g. ZONE.CREATE
+	Level        string    `json:"level"`
+	State        string    `json:"state"` // Completed, Started, Scheduled
+	Description  string    `json:"description"`
+	AccountID    string    `json:"account_id"`
+	DomainID     string    `json:"domain_id"`
+	UserID       string    `json:"user_id,omitempty"`
+	ResourceType string    `json:"resource_type,omitempty"`
+	ResourceID   string    `json:"resource_id,omitempty"`
+	JobID        string    `json:"job_id,omitempty"`
+	Created      time.Time `json:"created"`
+	Indexes
+}
+
+// GetID returns the event's UUID.
+func (e *Event) GetID() string { return e.ID }
+
+// Async job statuses as the API numbers them.
+const (
+	JobPending   = 0
+	JobSucceeded = 1
+	JobFailed    = 2
+)
+
+// AsyncJob is one asynchronous API command. The API commits it pending; the
+// leader's job runner executes it in steps, committing each step's outcome,
+// and finally commits the result. A new leader resumes unfinished jobs from
+// Step.
+type AsyncJob struct {
+	ID        string            `json:"id"`
+	Cmd       string            `json:"cmd"` // API command name, e.g. createTags
+	AccountID string            `json:"account_id"`
+	DomainID  string            `json:"domain_id"`
+	UserID    string            `json:"user_id"`
+	Params    map[string]string `json:"params,omitempty"` // what the runner needs, already validated
+	// Status is JobPending, JobSucceeded or JobFailed.
+	Status     int    `json:"status"`
+	ProcStatus int    `json:"proc_status"`
+	ResultCode int    `json:"result_code"`
+	ResultType string `json:"result_type,omitempty"` // object or text; empty while pending
+	// Result is the API result object, already wrapped in its object name
+	// ({"success":true}, {"tag":{...}}), or {"errorcode":..,"errortext":..}.
+	Result       json.RawMessage `json:"result,omitempty"`
+	InstanceType string          `json:"instance_type,omitempty"`
+	InstanceID   string          `json:"instance_id,omitempty"`
+	Step         string          `json:"step,omitempty"` // last committed step of the runner
+	Attempts     int             `json:"attempts,omitempty"`
+	Created      time.Time       `json:"created"`
+	Completed    time.Time       `json:"completed,omitempty"`
+	Indexes
+}
+
+// GetID returns the job's UUID.
+func (j *AsyncJob) GetID() string { return j.ID }
+
+// Copy returns a copy safe to change and propose.
+func (j *AsyncJob) Copy() *AsyncJob {
+	c := *j
+	if j.Params != nil {
+		c.Params = make(map[string]string, len(j.Params))
+		for k, v := range j.Params {
+			c.Params[k] = v
+		}
+	}
+	c.Result = append(json.RawMessage(nil), j.Result...)
+	return &c
+}
+
+// Tag is a key/value label on a resource.
+type Tag struct {
+	ID           string    `json:"id"`
+	Key          string    `json:"key"`
+	Value        string    `json:"value"`
+	ResourceType string    `json:"resource_type"`
+	ResourceID   string    `json:"resource_id"`
+	AccountID    string    `json:"account_id"`
+	DomainID     string    `json:"domain_id"`
+	Customer     string    `json:"customer,omitempty"`
+	Created      time.Time `json:"created"`
+	Indexes
+}
+
+// GetID returns the tag's UUID.
+func (t *Tag) GetID() string { return t.ID }
+
+func init() {
+	RegisterTable(TableDef{
+		Name: TableEvents, Noun: "event", Snapshot: EventSnapshot, New: func() Object { return new(Event) },
+		Indexes: map[string]*memdb.IndexSchema{
+			"create":  createOrder(),
+			"account": {Indexer: &memdb.StringFieldIndex{Field: "AccountID"}},
+		},
+	})
+	RegisterTable(TableDef{
+		Name: TableJobs, Noun: "async job", Snapshot: JobSnapshot, New: func() Object { return new(AsyncJob) },
+		Indexes: map[string]*memdb.IndexSchema{
+			"create":  createOrder(),
+			"status":  {Indexer: &memdb.IntFieldIndex{Field: "Status"}},
+			"account": {Indexer: &memdb.StringFieldIndex{Field: "AccountID"}},
+		},
+	})
+	RegisterTable(TableDef{
+		Name: TableTags, Noun: "tag", Snapshot: TagSnapshot, New: func() Object { return new(Tag) },
+		Indexes: map[string]*memdb.IndexSchema{
+			"create":   createOrder(),
+			"resource": {Indexer: &memdb.StringFieldIndex{Field: "ResourceID"}},
+			"key": {Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
+				&memdb.StringFieldIndex{Field: "ResourceID"}, caseless("Key")}}},
+			"account": {Indexer: &memdb.StringFieldIndex{Field: "AccountID"}},
+		},
+		Unique: []UniqueKey{{Index: "key", What: "key on this resource", Args: func(o Object) []any {
+			t := o.(*Tag)
+			return []any{t.ResourceID, t.Key}
+		}}},
+		Label: func(o Object) string { return o.(*Tag).Key },
+	})
+}

@@ -1,0 +1,199 @@
+package fsm
+
+import (
+	"fmt"
+	"sort"
+
+	memdb "github.com/hashicorp/go-memdb"
+)
+
+// Object is a row of a registered table. Every object has a UUID and the
+// Raft indexes at which it was created and last changed; embedding Indexes
+// provides GetIndexes.
+type Object interface {
+	GetID() string
+	GetIndexes() *Indexes
+}
+
+// GetIndexes returns the object's Raft indexes for the generic table code.
+func (i *Indexes) GetIndexes() *Indexes { return i }
+
+// Ref says that a table's rows point at rows of another table through one
+// field. The field must have a memdb index (AllowMissing when optional) so
+// that deleting the target can find what still uses it.
+type Ref struct {
+	Index string              // index on the referencing table
+	Table string              // referenced table
+	Value func(Object) string // the referenced ID, "" for none
+}
+
+// UniqueKey is a set of fields no two rows of a table may share, such as a
+// pod's name within its zone. Args returns the lookup arguments of Index for
+// an object, or nil when the key does not apply to it.
+type UniqueKey struct {
+	Index string
+	Args  func(Object) []any
+	What  string // "name", "name in this zone": used in the conflict message
+}
+
+// TableDef registers a table: its schema, its snapshot record type and the
+// integrity rules the transaction applier enforces for it.
+type TableDef struct {
+	Name     string // table name, e.g. "pods"
+	Noun     string // how errors name one row, e.g. "pod"
+	Snapshot SnapshotType
+	New      func() Object
+	// Indexes besides "id" (which is added on field ID).
+	Indexes map[string]*memdb.IndexSchema
+	Unique  []UniqueKey
+	Refs    []Ref
+	// Label names a row in messages (its name); ID when nil.
+	Label func(Object) string
+}
+
+var tableDefs = map[string]*TableDef{}
+
+// RegisterTable adds a table. Packages call it from init; a duplicate name or
+// snapshot type is a programming error.
+func RegisterTable(def TableDef) {
+	if _, dup := tableDefs[def.Name]; dup {
+		panic("fsm: table registered twice: " + def.Name)
+	}
+	for _, t := range snapshotTables {
+		if t.typ == def.Snapshot {
+			panic(fmt.Sprintf("fsm: snapshot type %d of %s already used by %s", def.Snapshot, def.Name, t.table))
+		}
+	}
+	d := def
+	tableDefs[d.Name] = &d
+	snapshotTables = append(snapshotTables, snapshotTable{typ: d.Snapshot, table: d.Name, index: "id", alloc: func() any { return d.New() }})
+}
+
+// Table returns a registered table's definition.
+func Table(name string) (*TableDef, bool) {
+	d, ok := tableDefs[name]
+	return d, ok
+}
+
+func (d *TableDef) schema() *memdb.TableSchema {
+	idx := map[string]*memdb.IndexSchema{"id": idIndex("ID")}
+	for name, s := range d.Indexes {
+		s.Name = name
+		idx[name] = s
+	}
+	return &memdb.TableSchema{Name: d.Name, Indexes: idx}
+}
+
+func (d *TableDef) label(o Object) string {
+	if d.Label != nil {
+		if l := d.Label(o); l != "" {
+			return fmt.Sprintf("%s %s", d.Noun, l)
+		}
+	}
+	return fmt.Sprintf("%s %s", d.Noun, o.GetID())
+}
+
+// checkUnique fails when another row shares one of obj's unique keys.
+func (d *TableDef) checkUnique(txn *memdb.Txn, obj Object) error {
+	for _, u := range d.Unique {
+		args := u.Args(obj)
+		if args == nil {
+			continue
+		}
+		it, err := txn.Get(d.Name, u.Index, args...)
+		if err != nil {
+			return fmt.Errorf("%s unique check on %s: %w", d.Name, u.Index, err)
+		}
+		for raw := it.Next(); raw != nil; raw = it.Next() {
+			if other := raw.(Object); other.GetID() != obj.GetID() {
+				return stateErr(KindConflict, "a %s with this %s already exists (id %s)", d.Noun, u.What, other.GetID())
+			}
+		}
+	}
+	return nil
+}
+
+// checkRefs fails when obj points at a row that does not exist.
+func (d *TableDef) checkRefs(txn *memdb.Txn, obj Object) error {
+	for _, r := range d.Refs {
+		id := r.Value(obj)
+		if id == "" {
+			continue
+		}
+		target, err := txn.First(r.Table, "id", id)
+		if err != nil {
+			return fmt.Errorf("%s reference to %s: %w", d.Name, r.Table, err)
+		}
+		if target == nil {
+			return stateErr(KindNotFound, "%s %s does not exist", nounOf(r.Table), id)
+		}
+	}
+	return nil
+}
+
+// checkNoUsers fails with KindInUse, naming the first user found, when any
+// row of any table still points at the row id of table.
+func checkNoUsers(txn *memdb.Txn, table, id string) error {
+	names := make([]string, 0, len(tableDefs))
+	for name := range tableDefs {
+		names = append(names, name)
+	}
+	sort.Strings(names) // deterministic: the same message on every replica
+	for _, name := range names {
+		d := tableDefs[name]
+		for _, r := range d.Refs {
+			if r.Table != table {
+				continue
+			}
+			raw, err := txn.First(d.Name, r.Index, id)
+			if err != nil {
+				return fmt.Errorf("%s in-use check on %s: %w", d.Name, r.Index, err)
+			}
+			if raw != nil {
+				return stateErr(KindInUse, "cannot delete %s %s: %s still uses it; delete or move that first",
+					nounOf(table), id, d.label(raw.(Object)))
+			}
+		}
+	}
+	return nil
+}
+
+func nounOf(table string) string {
+	if d, ok := tableDefs[table]; ok {
+		return d.Noun
+	}
+	return table
+}
+
+// Get returns the row of a registered table with the given ID, or nil.
+func Get[T any](s *Store, ws memdb.WatchSet, table, id string) (*T, error) {
+	return first[T](s.db.Txn(false), ws, table, "id", id)
+}
+
+// List returns the rows of a table through one of its indexes (args select a
+// value or prefix of it; none lists all rows in index order).
+func List[T any](s *Store, ws memdb.WatchSet, table, index string, args ...any) ([]*T, error) {
+	return all[T](s.db.Txn(false), ws, table, index, args...)
+}
+
+// Count returns how many rows of a table match an index lookup.
+func (s *Store) Count(table, index string, args ...any) (int, error) {
+	it, err := s.db.Txn(false).Get(table, index, args...)
+	if err != nil {
+		return 0, fmt.Errorf("%s count by %s: %w", table, index, err)
+	}
+	n := 0
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		n++
+	}
+	return n, nil
+}
+
+// Watch returns a channel closed at the next change of any row of table.
+func (s *Store) Watch(table string) (<-chan struct{}, error) {
+	it, err := s.db.Txn(false).Get(table, "id")
+	if err != nil {
+		return nil, fmt.Errorf("watch %s: %w", table, err)
+	}
+	return it.WatchCh(), nil
+}
