@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/hashicorp/raft"
 
 	"github.com/stratus-cloud/stratus/fsm"
@@ -21,20 +22,33 @@ const maxCatchUpWait = 30 * time.Second
 // entry, so the caller reads its own write here. While there is no leader it
 // waits up to the hold timeout, then fails with ErrNoLeader. A business
 // failure comes back as a *fsm.StateError together with the index.
+//
+// The command travels wrapped with a fresh request ID (fsm.OnceRequestType),
+// so when the leader dies with the request in flight Apply sends it again
+// to the next leader: the state machine applies it at most once and answers
+// the repeat with the first outcome.
 func (n *Node) Apply(ctx context.Context, t fsm.MessageType, body any) (uint64, error) {
-	data, err := fsm.Encode(t, false, body)
+	data, err := fsm.WrapOnce(uuid.NewString(), time.Now().UTC(), t, body)
 	if err != nil {
 		return 0, err
 	}
 	return n.ApplyRaw(ctx, data)
 }
 
-// ApplyRaw is Apply for an already encoded log entry.
+// ApplyRaw is Apply for an already encoded log entry. Only entries wrapped
+// by fsm.WrapOnce are retried after an uncertain outcome.
 func (n *Node) ApplyRaw(ctx context.Context, data []byte) (uint64, error) {
 	deadline := time.Now().Add(n.cfg.HoldTimeout)
 	var lastErr error = ErrNoLeader
+	once := fsm.IsOnce(data)
 	for {
 		idx, err, retry := n.tryApply(ctx, data)
+		if !retry && once && Retriable(err) && ctx.Err() == nil && !n.shuttingDown() {
+			// Lost in flight, or the leader stopped while applying it:
+			// sending the same request again cannot apply it twice.
+			n.logger.Debug("write outcome unknown; sending it again", "error", err)
+			retry = true
+		}
 		if !retry {
 			return idx, err
 		}
@@ -108,6 +122,15 @@ func (n *Node) applyLocal(data []byte) (uint64, error) {
 		return f.Index(), se
 	}
 	return f.Index(), nil
+}
+
+func (n *Node) shuttingDown() bool {
+	select {
+	case <-n.shutdownCh:
+		return true
+	default:
+		return false
+	}
 }
 
 // holdOn sleeps a little (with jitter) while the cluster has no usable

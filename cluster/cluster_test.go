@@ -236,3 +236,93 @@ func TestInternalEndpointsRequireClusterSecret(t *testing.T) {
 		}
 	}
 }
+
+// TestWritesInFlightSurviveLeaderLoss keeps writers busy on a follower while
+// the leader stops: every write must succeed (an election is latency, not an
+// error) and every zone must exist exactly once, though some requests were
+// in flight to the dying leader and had to be sent again.
+func TestWritesInFlightSurviveLeaderLoss(t *testing.T) {
+	nodes := startCluster(t, 3)
+	leader := leaderOf(t, nodes)
+	via := followers(nodes, leader)[0]
+	const writers = 8
+	var (
+		mu      sync.Mutex
+		acked   []string
+		errs    []error
+		stop    = make(chan struct{})
+		wg      sync.WaitGroup
+		started sync.WaitGroup
+	)
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		started.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				if i == 3 {
+					started.Done()
+				}
+				select {
+				case <-stop:
+					if i < 3 {
+						started.Done()
+					}
+					return
+				default:
+				}
+				id := fmt.Sprintf("w%d-%d", w, i)
+				z := testZoneObj(id)
+				_, err := via.Apply(context.Background(), fsm.TxnRequestType, fsm.TxnRequest{Ops: []fsm.TxnOp{fsm.Create("zones", &z)}})
+				mu.Lock()
+				if err != nil {
+					errs = append(errs, fmt.Errorf("zone %s: %w", id, err))
+				} else {
+					acked = append(acked, id)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	started.Wait() // every writer has written a few zones
+	leader.stop()
+	newLeader := leaderOf(t, followers(nodes, leader))
+	// Keep writing through the new term for a moment, then stop.
+	waitFor(t, 10*time.Second, "writes after the election", func() error {
+		idx := newLeader.FSM().AppliedIndex()
+		if err := via.FSM().WaitForIndex(context.Background(), idx); err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(acked) < writers*10 {
+			return fmt.Errorf("%d writes acknowledged", len(acked))
+		}
+		return nil
+	})
+	close(stop)
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("%d writes failed across the leader loss, first: %v", len(errs), errs[0])
+	}
+	for _, n := range followers(nodes, leader) {
+		if err := n.FSM().WaitForIndex(context.Background(), newLeader.FSM().AppliedIndex()); err != nil {
+			t.Fatal(err)
+		}
+		zones, _ := n.State().Zones(nil)
+		seen := map[string]int{}
+		for _, z := range zones {
+			seen[z.ID]++
+		}
+		for _, id := range acked {
+			if seen[id] != 1 {
+				t.Fatalf("%s holds acknowledged zone %s %d times", n.ID(), id, seen[id])
+			}
+		}
+	}
+	t.Logf("%d writes acknowledged across the leader loss, none failed", len(acked))
+}
+
+func testZoneObj(id string) fsm.Zone {
+	return fsm.Zone{ID: id, Name: "zone-" + id, NetworkType: "Advanced", AllocationState: fsm.AllocationEnabled, ZoneToken: "t-" + id}
+}

@@ -24,9 +24,9 @@ const (
 	ZoneDeleteRequestType  MessageType = 3
 	ConfigSetRequestType   MessageType = 4
 	UserKeysSetRequestType MessageType = 5
-	NoopRequestType        MessageType = 6 // carries nothing; used by tests and barriers
-	TxnRequestType         MessageType = 7 // atomic operations on registered tables
-	lastKnownType                      = TxnRequestType
+	NoopRequestType        MessageType = 6               // carries nothing; used by tests and barriers
+	TxnRequestType         MessageType = 7               // atomic operations on registered tables
+	lastKnownType                      = OnceRequestType // defined in once.go
 )
 
 // CommandVersion is the highest command schema version this build writes and
@@ -66,6 +66,8 @@ func (t MessageType) String() string {
 		return "Noop"
 	case TxnRequestType:
 		return "Txn"
+	case OnceRequestType:
+		return "Once"
 	}
 	return fmt.Sprintf("Type(%d)", uint8(t))
 }

@@ -50,6 +50,8 @@ func init() {
 		return s.setUserKeys(i, decode[UserKeysSetRequest](UserKeysSetRequestType, b))
 	})
 	register(NoopRequestType, func(*Store, uint64, []byte) error { return nil })
+	// Dispatched by applyEntry itself, which it needs to unwrap the entry.
+	register(OnceRequestType, func(*Store, uint64, []byte) error { return nil })
 	register(TxnRequestType, func(s *Store, i uint64, b []byte) error {
 		return s.applyTxn(i, decode[TxnRequest](TxnRequestType, b))
 	})
@@ -96,25 +98,33 @@ func (f *FSM) Apply(l *raft.Log) any {
 	if l.Type != raft.LogCommand {
 		return nil
 	}
-	env, err := DecodeEnvelope(l.Data)
+	f.mu.RLock()
+	s := f.state
+	f.mu.RUnlock()
+	return f.applyEntry(s, l.Index, l.Data)
+}
+
+// applyEntry decodes one encoded command and applies it at index.
+func (f *FSM) applyEntry(s *Store, index uint64, data []byte) any {
+	env, err := DecodeEnvelope(data)
 	if err != nil {
-		panic(fmt.Sprintf("fsm: entry %d: %v", l.Index, err))
+		panic(fmt.Sprintf("fsm: entry %d: %v", index, err))
 	}
 	fn, ok := appliers[env.Type]
 	if !ok || env.Version > CommandVersion {
 		if env.Skip {
-			f.logger.Warn("skipping command this build does not know", "index", l.Index, "type", env.Type, "version", env.Version)
+			f.logger.Warn("skipping command this build does not know", "index", index, "type", env.Type, "version", env.Version)
 			return nil
 		}
 		// Refusing loudly: applying past this entry would make this replica
 		// differ from the ones that understood it. Upgrade this node.
 		panic(fmt.Sprintf("fsm: entry %d: %v: %s version %d (this build knows up to version %d)",
-			l.Index, ErrUnknownType, env.Type, env.Version, CommandVersion))
+			index, ErrUnknownType, env.Type, env.Version, CommandVersion))
 	}
-	f.mu.RLock()
-	s := f.state
-	f.mu.RUnlock()
-	if err := fn(s, l.Index, env.Body); err != nil {
+	if env.Type == OnceRequestType {
+		return f.applyOnce(s, index, env.Body)
+	}
+	if err := fn(s, index, env.Body); err != nil {
 		return err
 	}
 	return nil
