@@ -78,8 +78,9 @@ func Table(name string) (*TableDef, bool) {
 func (d *TableDef) schema() *memdb.TableSchema {
 	idx := map[string]*memdb.IndexSchema{"id": idIndex("ID")}
 	for name, s := range d.Indexes {
-		s.Name = name
-		idx[name] = s
+		c := *s // the definition is shared by every store: never write to it
+		c.Name = name
+		idx[name] = &c
 	}
 	return &memdb.TableSchema{Name: d.Name, Indexes: idx}
 }
