@@ -241,6 +241,10 @@ func (s *Server) clusterError(err error) *Error {
 		switch se.Kind {
 		case fsm.KindInUse:
 			return ErrInUse(se.Msg)
+		case fsm.KindStale:
+			// Another request changed the object between our read and our
+			// write; CloudStack reports such races as a concurrent operation.
+			return &Error{Code: ErrCodeInternal, CSCode: CSConcurrentOperation, Text: se.Msg}
 		default:
 			return ErrParam("%s", se.Msg)
 		}

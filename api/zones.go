@@ -223,7 +223,7 @@ func createZone(r *Request) (any, *Error) {
 	if e := applyZoneParams(p, &z); e != nil {
 		return nil, e
 	}
-	if e := r.apply(fsm.ZoneUpsertRequestType, fsm.ZoneUpsertRequest{Zone: z, Create: true}); e != nil {
+	if e := r.commit(fsm.Create("zones", &z), r.event("ZONE.CREATE", "Zone", z.ID, "created zone %s", z.Name)); e != nil {
 		return nil, e
 	}
 	return zoneBody(r, z.ID)
@@ -277,7 +277,7 @@ func updateZone(r *Request) (any, *Error) {
 			}
 		}
 	}
-	if e := r.apply(fsm.ZoneUpsertRequestType, fsm.ZoneUpsertRequest{Zone: *z}); e != nil {
+	if e := r.commit(fsm.Update("zones", z), r.event("ZONE.EDIT", "Zone", z.ID, "updated zone %s", z.Name)); e != nil {
 		return nil, e
 	}
 	return zoneBody(r, z.ID)
@@ -288,7 +288,7 @@ func deleteZone(r *Request) (any, *Error) {
 	if e != nil {
 		return nil, e
 	}
-	if e := r.apply(fsm.ZoneDeleteRequestType, fsm.DeleteRequest{ID: z.ID}); e != nil {
+	if e := r.commit(fsm.Delete("zones", z.ID), r.event("ZONE.DELETE", "Zone", z.ID, "deleted zone %s", z.Name)); e != nil {
 		return nil, e
 	}
 	return successBody(), nil

@@ -15,6 +15,9 @@ const (
 	KindConflict ErrorKind = "conflict"
 	KindInUse    ErrorKind = "in_use"
 	KindInvalid  ErrorKind = "invalid"
+	// KindStale: a row changed since the proposer read it (compare-and-set
+	// lost); reading again and retrying is the cure.
+	KindStale ErrorKind = "stale"
 )
 
 // StateError is a business failure: the command was committed but changed
@@ -42,6 +45,7 @@ var (
 	ErrConflict           = &StateError{Kind: KindConflict}
 	ErrInUse              = &StateError{Kind: KindInUse}
 	ErrInvalid            = &StateError{Kind: KindInvalid}
+	ErrStale              = &StateError{Kind: KindStale}
 	ErrAlreadyInitialized = &StateError{Kind: KindConflict, Msg: "cluster is already initialized"}
 )
 

@@ -2,6 +2,8 @@ package fsm
 
 import (
 	"encoding/json"
+	"sort"
+	"strings"
 	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -149,4 +151,39 @@ func init() {
 		}}},
 		Label: func(o Object) string { return o.(*Tag).Key },
 	})
+}
+
+// Owner returns the account and domain that own the tag.
+func (t *Tag) Owner() (string, string) { return t.AccountID, t.DomainID }
+
+// taggable maps CloudStack resource types (createTags resourcetype) to the
+// table that holds them. Lookups ignore case, as CloudStack does.
+var taggable = map[string]struct{ name, table string }{}
+
+// RegisterTaggable lets createTags label rows of table as resourceType.
+func RegisterTaggable(resourceType, table string) {
+	taggable[strings.ToLower(resourceType)] = struct{ name, table string }{resourceType, table}
+}
+
+// TaggableTable returns the canonical resource type name and its table.
+func TaggableTable(resourceType string) (name, table string, ok bool) {
+	t, ok := taggable[strings.ToLower(resourceType)]
+	return t.name, t.table, ok
+}
+
+// TaggableTypes lists the resource types createTags accepts, sorted.
+func TaggableTypes() []string {
+	out := make([]string, 0, len(taggable))
+	for _, t := range taggable {
+		out = append(out, t.name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func init() {
+	RegisterTaggable("Zone", tableZones)
+	RegisterTaggable("Domain", tableDomains)
+	RegisterTaggable("Account", tableAccounts)
+	RegisterTaggable("User", tableUsers)
 }

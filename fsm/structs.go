@@ -96,6 +96,12 @@ func (a *Account) GetID() string { return a.ID }
 // GetID returns the user's UUID.
 func (u *User) GetID() string { return u.ID }
 
+// Owner returns the account itself: an account owns itself for tagging.
+func (a *Account) Owner() (string, string) { return a.ID, a.DomainID }
+
+// Owner returns the user's account.
+func (u *User) Owner() (string, string) { return u.AccountID, u.DomainID }
+
 // GetID returns the zone's UUID.
 func (z *Zone) GetID() string { return z.ID }
 

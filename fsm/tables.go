@@ -198,3 +198,21 @@ func (s *Store) Watch(table string) (<-chan struct{}, error) {
 	}
 	return it.WatchCh(), nil
 }
+
+// Owned is implemented by objects that belong to an account; objects
+// without it (zones, hosts, offerings) belong to the cloud's operators.
+type Owned interface {
+	Owner() (accountID, domainID string)
+}
+
+// GetObject returns any registered table's row by ID, or nil.
+func (s *Store) GetObject(table, id string) (Object, error) {
+	raw, err := s.db.Txn(false).First(table, "id", id)
+	if err != nil {
+		return nil, fmt.Errorf("%s lookup %s: %w", table, id, err)
+	}
+	if raw == nil {
+		return nil, nil
+	}
+	return raw.(Object), nil
+}

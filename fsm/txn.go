@@ -22,7 +22,7 @@ type TxnOp struct {
 	ID    string          `json:"id"`
 	Obj   json.RawMessage `json:"obj,omitempty"` // the whole row, for create and update
 	// IfIndex, when not zero, is the ModifyIndex the proposer read: the op
-	// fails with a conflict if the row changed since (compare-and-set).
+	// fails with ErrStale if the row changed since (compare-and-set).
 	IfIndex uint64 `json:"if_index,omitempty"`
 	// IfExists makes a delete of a missing row a no-op instead of an error.
 	IfExists bool `json:"if_exists,omitempty"`
@@ -107,7 +107,7 @@ func applyOp(txn *memdb.Txn, index uint64, op TxnOp) error {
 			return stateErr(KindNotFound, "%s %s does not exist", def.Noun, op.ID)
 		}
 		if op.IfIndex != 0 && existing.GetIndexes().ModifyIndex != op.IfIndex {
-			return stateErr(KindConflict, "%s %s changed while this request was being made; read it again and retry", def.Noun, op.ID)
+			return stateErr(KindStale, "%s %s changed while this request was being made; read it again and retry", def.Noun, op.ID)
 		}
 	}
 	switch op.Verb {

@@ -39,7 +39,7 @@ func TestTxnCreateUpdateDelete(t *testing.T) {
 	}
 	// A second update proposed from the stale read (index 2) loses.
 	err := apply(t, f, 4, TxnRequestType, TxnRequest{Ops: []TxnOp{Update(tableAccounts, &upd)}})
-	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "changed while") {
+	if !errors.Is(err, ErrStale) || !strings.Contains(err.Error(), "changed while") {
 		t.Fatalf("stale update: err = %v, want a compare-and-set conflict", err)
 	}
 
@@ -121,7 +121,7 @@ func TestTxnCheckDetectsChange(t *testing.T) {
 	if err := apply(t, f, 4, TxnRequestType, TxnRequest{Ops: []TxnOp{Update(tableZones, upd)}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := apply(t, f, 5, TxnRequestType, TxnRequest{Ops: []TxnOp{Check(tableZones, read)}}); !errors.Is(err, ErrConflict) {
-		t.Fatalf("check of a changed row: err = %v, want conflict", err)
+	if err := apply(t, f, 5, TxnRequestType, TxnRequest{Ops: []TxnOp{Check(tableZones, read)}}); !errors.Is(err, ErrStale) {
+		t.Fatalf("check of a changed row: err = %v, want stale", err)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/stratus-cloud/stratus/api"
 	"github.com/stratus-cloud/stratus/cluster"
 	"github.com/stratus-cloud/stratus/ops"
+	"github.com/stratus-cloud/stratus/scheduler"
 )
 
 type serverFlags struct {
@@ -192,6 +193,9 @@ func runServer(args []string) error {
 		return err
 	}
 	node.AddLeadershipHooks("seed", ops.SeedHook(node, f.dataDir, logger), nil)
+	jobs := scheduler.NewRunner(node, logger)
+	scheduler.RegisterTagJobs(jobs)
+	node.AddLeadershipHooks("jobs", jobs.Establish, jobs.Revoke)
 
 	srv := &http.Server{
 		Handler:           api.New(api.Config{Cluster: node, Logger: logger, Version: version}),

@@ -1,0 +1,288 @@
+package scheduler
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/stratus-cloud/stratus/fsm"
+)
+
+// Cluster is what the job runner needs of the replicated core.
+type Cluster interface {
+	State() *fsm.Store
+	Apply(ctx context.Context, t fsm.MessageType, body any) (uint64, error)
+}
+
+// Step is what a job handler decided for one step of a job.
+//
+// A handler looks at the job (its Step and Params) and the state, and returns
+// the operations of the next step. The runner commits them together with the
+// job's new Step in one transaction that also checks the job is unchanged
+// since it was read, so a step is never committed twice, even if a deposed
+// leader's runner is still finishing its last step.
+type Step struct {
+	Ops  []fsm.TxnOp // changes this step makes
+	Next string      // the job's Step after this one
+	// Done ends the job: with Result (already wrapped in its object name,
+	// e.g. {"success":true}) on success, with Err on failure.
+	Done   bool
+	Result any
+	Err    *JobError
+	// Wait, when set, means nothing can happen yet: the runner waits until
+	// the channel closes (typically a state watch) or WaitMax passes, and
+	// asks again. Ops must be empty then.
+	Wait    <-chan struct{}
+	WaitMax time.Duration
+}
+
+// JobError is the failure result of a job, as CloudStack reports it.
+type JobError struct {
+	Code int    `json:"errorcode"`
+	Text string `json:"errortext"`
+}
+
+// Fail returns a Step that ends the job with an error.
+func Fail(code int, format string, args ...any) Step {
+	return Step{Done: true, Err: &JobError{Code: code, Text: fmt.Sprintf(format, args...)}}
+}
+
+// Succeed returns a Step that commits ops and ends the job with result.
+func Succeed(result any, ops ...fsm.TxnOp) Step {
+	return Step{Done: true, Result: result, Ops: ops}
+}
+
+// Handler runs one step of a kind of job. A returned error is transient
+// (the runner retries with backoff); business failures end the job with
+// Fail.
+type Handler func(ctx context.Context, st *fsm.Store, job *fsm.AsyncJob) (Step, error)
+
+// Codes of job failures the runner itself reports.
+const (
+	codeInternal = 530
+	// maxAttempts is how many transient failures in a row fail a job.
+	maxAttempts = 8
+)
+
+// Runner executes async jobs while this node leads. It is started by the
+// establish-leadership hook and stopped by the revoke hook; the next leader's
+// runner picks up every unfinished job from its last committed step.
+type Runner struct {
+	c        Cluster
+	logger   hclog.Logger
+	handlers map[string]Handler
+	now      func() time.Time
+
+	mu      sync.Mutex
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	running map[string]bool
+}
+
+// NewRunner returns a runner with no job kinds; add them with Handle.
+func NewRunner(c Cluster, logger hclog.Logger) *Runner {
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	return &Runner{c: c, logger: logger.Named("jobs"), handlers: map[string]Handler{}, now: time.Now, running: map[string]bool{}}
+}
+
+// Handle registers the handler of jobs whose Cmd is cmd. Register every
+// kind before the runner starts.
+func (r *Runner) Handle(cmd string, h Handler) { r.handlers[cmd] = h }
+
+// Establish starts the runner; it is a cluster.EstablishFunc.
+func (r *Runner) Establish(context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cancel != nil {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	r.wg.Add(1)
+	go r.watch(ctx)
+	return nil
+}
+
+// Revoke stops the runner and waits for its workers; it is a
+// cluster.RevokeFunc.
+func (r *Runner) Revoke() {
+	r.mu.Lock()
+	cancel := r.cancel
+	r.cancel = nil
+	r.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	r.wg.Wait()
+}
+
+// watch starts a worker for every pending job, now and whenever the jobs
+// table changes.
+func (r *Runner) watch(ctx context.Context) {
+	defer r.wg.Done()
+	for {
+		st := r.c.State()
+		changed, err := st.Watch(fsm.TableJobs)
+		if err != nil {
+			r.logger.Error("cannot watch jobs", "error", err)
+			return
+		}
+		pending, err := fsm.List[fsm.AsyncJob](st, nil, fsm.TableJobs, "status", fsm.JobPending)
+		if err != nil {
+			r.logger.Error("cannot list pending jobs", "error", err)
+			return
+		}
+		for _, j := range pending {
+			r.start(ctx, j.ID)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		case <-time.After(5 * time.Second): // a restore swaps the store: look again now and then
+		}
+	}
+}
+
+func (r *Runner) start(ctx context.Context, id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.running[id] || ctx.Err() != nil {
+		return
+	}
+	r.running[id] = true
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer func() {
+			r.mu.Lock()
+			delete(r.running, id)
+			r.mu.Unlock()
+		}()
+		r.run(ctx, id)
+	}()
+}
+
+// run drives one job to its end or until leadership is lost.
+func (r *Runner) run(ctx context.Context, id string) {
+	backoff := 100 * time.Millisecond
+	failures := 0
+	for ctx.Err() == nil {
+		job, err := fsm.Get[fsm.AsyncJob](r.c.State(), nil, fsm.TableJobs, id)
+		if err != nil || job == nil || job.Status != fsm.JobPending {
+			return
+		}
+		step, err := r.step(ctx, job)
+		if err == nil && step.Wait != nil && !step.Done && len(step.Ops) == 0 {
+			wait := step.WaitMax
+			if wait <= 0 {
+				wait = 30 * time.Second
+			}
+			select {
+			case <-ctx.Done():
+			case <-step.Wait:
+			case <-time.After(wait):
+			}
+			continue
+		}
+		if err == nil {
+			err = r.commit(ctx, job, step)
+		}
+		if err == nil {
+			failures, backoff = 0, 100*time.Millisecond
+			continue
+		}
+		var se *fsm.StateError
+		if errors.As(err, &se) && errors.Is(se, fsm.ErrStale) {
+			// The job or a row the step checked changed: read again, after
+			// a pause so a handler that keeps losing cannot spin.
+			select {
+			case <-ctx.Done():
+			case <-time.After(10 * time.Millisecond):
+			}
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		failures++
+		r.logger.Warn("job step failed; retrying", "job", id, "cmd", job.Cmd, "step", job.Step, "attempt", failures, "error", err)
+		if failures >= maxAttempts {
+			_ = r.commit(ctx, job, Fail(codeInternal, "%s failed after %d attempts: %v", job.Cmd, failures, err))
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// step calls the job's handler, turning a panic into a transient error.
+func (r *Runner) step(ctx context.Context, job *fsm.AsyncJob) (s Step, err error) {
+	h, ok := r.handlers[job.Cmd]
+	if !ok {
+		return Fail(codeInternal, "this server does not know how to run %s jobs; upgrade every server to the same version", job.Cmd), nil
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("handler of %s panicked: %v", job.Cmd, p)
+		}
+	}()
+	return h(ctx, r.c.State(), job)
+}
+
+// commit writes a step: its operations and the job's new state, in one
+// transaction that holds only if the job is unchanged since it was read.
+func (r *Runner) commit(ctx context.Context, job *fsm.AsyncJob, s Step) error {
+	next := job.Copy()
+	next.Step = s.Next
+	next.Attempts++
+	if s.Done {
+		next.Completed = r.now().UTC()
+		next.ProcStatus = 0
+		switch {
+		case s.Err != nil:
+			next.Status, next.ResultCode, next.ResultType = fsm.JobFailed, s.Err.Code, "object"
+			next.Result = mustJSON(s.Err)
+		default:
+			result := s.Result
+			if result == nil {
+				result = map[string]any{"success": true}
+			}
+			next.Status, next.ResultCode, next.ResultType = fsm.JobSucceeded, 0, "object"
+			next.Result = mustJSON(result)
+		}
+	}
+	ops := append(append([]fsm.TxnOp{}, s.Ops...), fsm.Update(fsm.TableJobs, next))
+	_, err := r.c.Apply(ctx, fsm.TxnRequestType, fsm.TxnRequest{Ops: ops})
+	if err != nil {
+		var se *fsm.StateError
+		if s.Done && s.Err == nil && errors.As(err, &se) && !errors.Is(se, fsm.ErrStale) {
+			// The step's own changes were refused (say, a name now taken):
+			// that is the job's failure, not a transient one.
+			return r.commit(ctx, job, Fail(431, "%s", se.Msg))
+		}
+		return fmt.Errorf("commit step %q of job %s: %w", s.Next, job.ID, err)
+	}
+	if s.Done {
+		r.logger.Info("job finished", "job", job.ID, "cmd", job.Cmd, "status", next.Status)
+	}
+	return nil
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		b, _ = json.Marshal(JobError{Code: codeInternal, Text: fmt.Sprintf("result does not encode: %v", err)})
+	}
+	return b
+}
