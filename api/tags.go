@@ -149,7 +149,7 @@ func submitTagJob(r *Request, needValue bool, eventType string) (any, *Error) {
 	tags, _ := json.Marshal(pairs)
 	params := map[string]string{
 		scheduler.TagParamType: name, scheduler.TagParamIDs: strings.Join(ids, ","), scheduler.TagParamTags: string(tags),
-		scheduler.TagParamCustomer: r.Params.String("customer"),
+		scheduler.TagParamCustomer:  r.Params.String("customer"),
 		scheduler.TagParamAccountID: r.Account.ID, scheduler.TagParamDomainID: r.Account.DomainID,
 	}
 	ev := r.event(eventType, name, ids[0], "%s on %s %s", eventType, name, strings.Join(ids, ","))
