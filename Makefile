@@ -6,7 +6,7 @@ LDFLAGS := -X main.version=$(VERSION)
 BIN := bin/stratus
 DEV_DIR ?= .run/dev-cloud
 
-.PHONY: all build run deps test unit e2e bench check fmt vet imports clean
+.PHONY: all build run deps test unit fuzz e2e bench check fmt vet imports clean
 
 all: build
 
@@ -25,10 +25,17 @@ deps:
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends haproxy >/dev/null; }
 	@$(GO) mod download
 
-test: deps check unit e2e
+test: deps check unit fuzz e2e
 
 unit:
 	$(GO) test -race -count=1 ./fsm/... ./cluster/... ./api/... ./ops/... ./cmd/... ./scheduler/... ./storage/... ./hypervisor/...
+
+# A short run of each fuzz target (request parsing, signature checking);
+# longer runs: make fuzz FUZZTIME=10m.
+FUZZTIME ?= 10s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzAPIRequest$$' -fuzztime $(FUZZTIME) ./api
+	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./api
 
 e2e: build
 	@mkdir -p .run

@@ -60,7 +60,7 @@ var fixedNow = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 
 // newTestServer returns a server over a seeded fake cluster: the admin, and
 // nothing else.
-func newTestServer(t *testing.T) (*Server, *fakeCluster) {
+func newTestServer(t testing.TB) (*Server, *fakeCluster) {
 	t.Helper()
 	c := &fakeCluster{f: fsm.New(nil)}
 	seed := fsm.BootstrapRequest{

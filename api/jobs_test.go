@@ -16,7 +16,7 @@ import (
 
 // withRunner starts the leader's job runner over the fake cluster, as the
 // establish-leadership hook does on a real leader.
-func withRunner(t *testing.T, c *fakeCluster) {
+func withRunner(t testing.TB, c *fakeCluster) {
 	t.Helper()
 	r := scheduler.NewRunner(c, nil)
 	scheduler.RegisterTagJobs(r)
