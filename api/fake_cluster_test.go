@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
-
 	"github.com/stratus-cloud/stratus/cluster"
 	"github.com/stratus-cloud/stratus/fsm"
 )
@@ -27,17 +25,10 @@ type fakeCluster struct {
 func (c *fakeCluster) ID() string { return "fake" }
 
 func (c *fakeCluster) Apply(_ context.Context, t fsm.MessageType, body any) (uint64, error) {
-	data, err := fsm.Encode(t, false, body)
-	if err != nil {
-		return 0, err
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.index++
-	if resp := c.f.Apply(&raft.Log{Index: c.index, Type: raft.LogCommand, Data: data}); resp != nil {
-		return c.index, resp.(error)
-	}
-	return c.index, nil
+	return c.index, c.f.ApplyCommand(c.index, t, body)
 }
 
 func (c *fakeCluster) ConsistentRead(context.Context) error {

@@ -164,3 +164,17 @@ func (f *FSM) WaitForIndex(ctx context.Context, index uint64) error {
 		}
 	}
 }
+
+// ApplyCommand encodes a command and applies it at index without raft, as
+// raft would after committing it. For tests and tools that drive a state
+// machine directly; the error is the applier's *StateError, if any.
+func (f *FSM) ApplyCommand(index uint64, t MessageType, body any) error {
+	data, err := Encode(t, false, body)
+	if err != nil {
+		return err
+	}
+	if resp := f.Apply(&raft.Log{Index: index, Type: raft.LogCommand, Data: data}); resp != nil {
+		return resp.(error)
+	}
+	return nil
+}

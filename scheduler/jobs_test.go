@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
-
 	"github.com/stratus-cloud/stratus/fsm"
 )
 
@@ -34,17 +32,10 @@ func (m *memCluster) Apply(_ context.Context, t fsm.MessageType, body any) (uint
 		m.failNext.Add(-1)
 		return 0, errors.New("no leader (test)")
 	}
-	data, err := fsm.Encode(t, false, body)
-	if err != nil {
-		return 0, err
-	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.index++
-	if resp := m.f.Apply(&raft.Log{Index: m.index, Type: raft.LogCommand, Data: data}); resp != nil {
-		return m.index, resp.(error)
-	}
-	return m.index, nil
+	return m.index, m.f.ApplyCommand(m.index, t, body)
 }
 
 func (m *memCluster) submit(t *testing.T, cmd string, params map[string]string) string {
