@@ -10,19 +10,23 @@ DEV_DIR ?= .run/dev-cloud
 
 all: build
 
-build:
+build: deps
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/stratus
 
 # A local 3-server cloud on loopback; state survives in $(DEV_DIR).
 run: build
 	$(BIN) dev --dir $(DEV_DIR) --servers 3
 
-# Debian packages the tests need (HAProxy for the e2e load balancer).
+# Debian packages the build and tests need: libvirt-dev (cgo bindings of the
+# libvirt driver; its test:/// driver simulates hosts) and haproxy (the e2e
+# load balancer).
+DEB_PACKAGES := haproxy libvirt-dev pkg-config gcc
 deps:
-	@command -v haproxy >/dev/null 2>&1 || { \
-	  echo "installing haproxy from Debian's packages"; \
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends haproxy >/dev/null; }
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
 	@$(GO) mod download
 
 test: deps check unit fuzz e2e

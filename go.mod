@@ -36,4 +36,6 @@ require (
 	golang.org/x/sync v0.19.0 // indirect
 	golang.org/x/sys v0.45.0 // indirect
 	golang.org/x/tools v0.40.0 // indirect
+	libvirt.org/go/libvirt v1.10009.0 // indirect
+	libvirt.org/go/libvirtxml v1.10009.0 // indirect
 )
