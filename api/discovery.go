@@ -83,7 +83,7 @@ func discoveryCommands(s *Server) []*Command {
 			name := r.Params.String("name")
 			var out []apiResponse
 			for _, c := range s.cmds.sorted() {
-				if c.allowed(r.Account) && (name == "" || c.Name == name) {
+				if s.permitted(r.Account, c) && (name == "" || c.Name == name) {
 					out = append(out, describeCommand(c))
 				}
 			}

@@ -63,6 +63,14 @@ func newTestServer(t testing.TB) (*Server, *fakeCluster) {
 	if _, err := c.Apply(context.Background(), fsm.BootstrapRequestType, seed); err != nil {
 		t.Fatal(err)
 	}
+	// The built-in roles, as the seed hook commits them on a real leader.
+	var roles []fsm.TxnOp
+	for _, role := range fsm.BuiltinRoles() {
+		roles = append(roles, fsm.Create(fsm.TableRoles, &role))
+	}
+	if _, err := c.Apply(context.Background(), fsm.TxnRequestType, fsm.TxnRequest{Ops: roles}); err != nil {
+		t.Fatal(err)
+	}
 	s := New(Config{Cluster: c, Version: "test", Now: func() time.Time { return fixedNow }})
 	return s, c
 }

@@ -80,16 +80,11 @@ func (reg registry) sorted() []*Command {
 	return out
 }
 
-// allowed reports whether an account of the given type may call c.
+// allowed reports whether an account's type reaches c's access level: the
+// ceiling of what any role of that type may call. Server.permitted adds the
+// account's role on top.
 func (c *Command) allowed(acct *fsm.Account) bool {
-	switch acct.Type {
-	case fsm.AccountTypeAdmin:
-		return true
-	case fsm.AccountTypeDomainAdmin:
-		return c.Access >= AccessDomainAdmin
-	default:
-		return c.Access >= AccessUser
-	}
+	return accessAllows(c.Access, fsm.RoleTypeOfAccount(acct.Type))
 }
 
 // Paging parameters shared by every list command.

@@ -46,10 +46,15 @@ func (r *Request) canManageDomain(domainID string) bool {
 // canAccess reports whether the caller may see and change a resource owned
 // by accountID in domainID.
 func (r *Request) canAccess(accountID, domainID string) bool {
-	if accountID == r.Account.ID {
+	switch {
+	case accountID == r.Account.ID || r.isRootAdmin():
 		return true
+	case r.isDomainAdmin() && r.canManageDomain(domainID):
+		// A root admin's account placed inside the subtree stays out of reach.
+		a, _ := r.State().Account(nil, accountID)
+		return a == nil || a.Type != fsm.AccountTypeAdmin
 	}
-	return (r.isRootAdmin() || r.isDomainAdmin()) && r.canManageDomain(domainID)
+	return false
 }
 
 // ownerFilter says whether a resource owned by (accountID, domainID) is in a

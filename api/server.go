@@ -128,6 +128,10 @@ func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request) {
 		fail("", e)
 		return
 	}
+	if isSessionCommand(cmdName) {
+		status = s.serveSession(w, r, cmdName, values, format)
+		return
+	}
 	user, acct, aerr := s.authenticate(r, values)
 	if aerr != nil {
 		fail(cmdName, aerr)
@@ -138,8 +142,8 @@ func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request) {
 		fail("", ErrUnknownCommand(cmdName))
 		return
 	}
-	if !cmd.allowed(acct) {
-		fail(cmdName, ErrUnauthorized(fmt.Sprintf("the API command %s does not exist or is not available for user %s", cmdName, user.Username)))
+	if !s.permitted(acct, cmd) {
+		fail(cmdName, ErrUnauthorized(fmt.Sprintf("The API %s does not exist or is not available for the account %s.", cmdName, acct.Name)))
 		return
 	}
 	if e := s.enforcePost(r, values, cmd); e != nil {
@@ -202,9 +206,15 @@ func (s *Server) enforcePost(r *http.Request, values url.Values, cmd *Command) *
 	return nil
 }
 
-// authenticate checks the API key signature and returns the caller.
+// authenticate checks the caller's credentials and returns it: an API key
+// with a valid signature, or a session (cookies plus the sessionkey
+// parameter, see sessions.go). Disabled or locked users and accounts are
+// refused either way.
 func (s *Server) authenticate(r *http.Request, values url.Values) (*fsm.User, *fsm.Account, *Error) {
 	apiKey := values.Get("apiKey")
+	if apiKey == "" && hasSessionCredentials(r, values) {
+		return s.authenticateSession(r, values)
+	}
 	if apiKey == "" || values.Get("signature") == "" {
 		return nil, nil, ErrUnauthorized("unable to verify user credentials and/or request signature: send apiKey and signature")
 	}
@@ -227,8 +237,8 @@ func (s *Server) authenticate(r *http.Request, values url.Values) (*fsm.User, *f
 	if err != nil || acct == nil {
 		return nil, nil, ErrUnauthorized("")
 	}
-	if user.State != fsm.StateEnabled || acct.State != fsm.StateEnabled {
-		return nil, nil, ErrUnauthorized("the user or its account is disabled")
+	if e := credentialState(user, acct); e != nil {
+		return nil, nil, e
 	}
 	return user, acct, nil
 }

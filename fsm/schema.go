@@ -64,13 +64,18 @@ func init() {
 		Indexes: map[string]*memdb.IndexSchema{
 			"name":   {Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{&memdb.StringFieldIndex{Field: "DomainID"}, caseless("Name")}}},
 			"domain": {Indexer: &memdb.StringFieldIndex{Field: "DomainID"}},
+			"role":   optional("RoleID"),
 			"create": createOrder(),
 		},
 		Unique: []UniqueKey{{Index: "name", What: "name in this domain", Args: func(o Object) []any {
 			a := o.(*Account)
 			return []any{a.DomainID, a.Name}
 		}}},
-		Refs:  []Ref{{Index: "domain", Table: tableDomains, Value: func(o Object) string { return o.(*Account).DomainID }}},
+		Refs: []Ref{
+			{Index: "domain", Table: tableDomains, Value: func(o Object) string { return o.(*Account).DomainID }},
+			// Empty means the built-in role of the account's type.
+			{Index: "role", Table: TableRoles, Value: func(o Object) string { return o.(*Account).RoleID }},
+		},
 		Label: func(o Object) string { return o.(*Account).Name },
 	})
 	RegisterTable(TableDef{

@@ -54,6 +54,8 @@ type Domain struct {
 	Path     string    `json:"path"`
 	ParentID string    `json:"parent_id,omitempty"`
 	Created  time.Time `json:"created"`
+	// NetworkDomain is the DNS suffix given to guest networks of the domain.
+	NetworkDomain string `json:"network_domain,omitempty"`
 	Indexes
 }
 
@@ -66,6 +68,10 @@ type Account struct {
 	RoleType string    `json:"role_type"` // Admin, DomainAdmin, User
 	State    string    `json:"state"`
 	Created  time.Time `json:"created"`
+	// RoleID is the account's role; empty for accounts made before roles
+	// existed, which have the built-in role of their type (see RoleOf).
+	RoleID        string `json:"role_id,omitempty"`
+	NetworkDomain string `json:"network_domain,omitempty"`
 	Indexes
 }
 
@@ -84,6 +90,7 @@ type User struct {
 	SecretKey    string    `json:"secret_key,omitempty"`
 	PasswordHash string    `json:"password_hash,omitempty"`
 	Created      time.Time `json:"created"`
+	Timezone     string    `json:"timezone,omitempty"`
 	Indexes
 }
 

@@ -21,12 +21,15 @@ const AdminKeysFile = "admin-keys.json"
 
 // AdminKeys is the content of AdminKeysFile.
 type AdminKeys struct {
-	ClusterID string    `json:"cluster_id"`
-	Username  string    `json:"username"`
-	UserID    string    `json:"user_id"`
-	APIKey    string    `json:"apikey"`
-	SecretKey string    `json:"secretkey"`
-	Created   time.Time `json:"created"`
+	ClusterID string `json:"cluster_id"`
+	Username  string `json:"username"`
+	UserID    string `json:"user_id"`
+	APIKey    string `json:"apikey"`
+	SecretKey string `json:"secretkey"`
+	// Password is the admin user's first password, for login (domain ROOT).
+	// Empty for clusters seeded before logins existed.
+	Password string    `json:"password,omitempty"`
+	Created  time.Time `json:"created"`
 }
 
 // Applier commits a command; cluster.Node satisfies it.
@@ -37,9 +40,14 @@ type Applier interface {
 
 // SeedHook returns an establish-leadership hook that seeds a new cluster on
 // its first leader: cluster metadata, the ROOT domain, the admin account and
-// user with an API key pair. The keys go to AdminKeysFile (mode 0600)
-// before the command is proposed and the file is kept only if this
-// leader's seed won, so the keys are never only in memory and never in logs.
+// user with an API key pair and a random password. The keys and the
+// password go to AdminKeysFile (mode 0600) before the command is proposed
+// and the file is kept only if this leader's seed won, so they are never
+// only in memory and never in logs; the state holds only the password's
+// hash.
+//
+// On every establish it also adds any built-in role that is missing, so a
+// cluster seeded by an older version gets them too.
 func SeedHook(c Applier, dataDir string, logger hclog.Logger) func(context.Context) error {
 	logger = logger.Named("seed")
 	final := filepath.Join(dataDir, AdminKeysFile)
@@ -48,6 +56,9 @@ func SeedHook(c Applier, dataDir string, logger hclog.Logger) func(context.Conte
 		if m, err := c.State().Meta(nil); err != nil {
 			return fmt.Errorf("read cluster meta: %w", err)
 		} else if m != nil {
+			if err := ensureBuiltinRoles(ctx, c, logger); err != nil {
+				return err
+			}
 			return settlePending(tmp, final, m.AdminUserID)
 		}
 		now := time.Now().UTC()
@@ -56,21 +67,27 @@ func SeedHook(c Applier, dataDir string, logger hclog.Logger) func(context.Conte
 			Domain: fsm.Domain{ID: uuid.NewString(), Name: "ROOT", Path: "ROOT", Created: now},
 		}
 		req.Account = fsm.Account{ID: uuid.NewString(), Name: "admin", DomainID: req.Domain.ID,
-			Type: fsm.AccountTypeAdmin, RoleType: "Admin", State: fsm.StateEnabled, Created: now}
+			Type: fsm.AccountTypeAdmin, RoleType: fsm.RoleTypeAdmin, RoleID: fsm.RoleIDRootAdmin,
+			State: fsm.StateEnabled, Created: now}
+		password := fsm.NewKey(18)
+		hash, err := fsm.HashPassword(password, fsm.DefaultPasswordIterations)
+		if err != nil {
+			return fmt.Errorf("seed cluster: %w", err)
+		}
 		req.User = fsm.User{ID: uuid.NewString(), AccountID: req.Account.ID, DomainID: req.Domain.ID,
 			Username: "admin", FirstName: "Admin", LastName: "User", State: fsm.StateEnabled,
-			APIKey: fsm.NewKey(64), SecretKey: fsm.NewKey(64), Created: now}
+			APIKey: fsm.NewKey(64), SecretKey: fsm.NewKey(64), PasswordHash: hash, Created: now}
 		req.Meta.AdminUserID = req.User.ID
 		keys := AdminKeys{ClusterID: req.Meta.ClusterID, Username: "admin", UserID: req.User.ID,
-			APIKey: req.User.APIKey, SecretKey: req.User.SecretKey, Created: now}
+			APIKey: req.User.APIKey, SecretKey: req.User.SecretKey, Password: password, Created: now}
 		if err := writePrivateJSON(tmp, keys); err != nil {
 			return err
 		}
-		_, err := c.Apply(ctx, fsm.BootstrapRequestType, req)
+		_, err = c.Apply(ctx, fsm.BootstrapRequestType, req)
 		switch {
 		case errors.Is(err, fsm.ErrAlreadyInitialized):
 			_ = os.Remove(tmp)
-			return nil
+			return ensureBuiltinRoles(ctx, c, logger)
 		case err != nil:
 			// The outcome may be unknown (leadership lost mid-flight): keep the
 			// pending file; the next establish on this node settles it.
@@ -79,9 +96,35 @@ func SeedHook(c Applier, dataDir string, logger hclog.Logger) func(context.Conte
 		if err := os.Rename(tmp, final); err != nil {
 			return fmt.Errorf("keep admin keys file: %w", err)
 		}
-		logger.Info("seeded new cluster; admin API keys written", "cluster_id", req.Meta.ClusterID, "file", final)
+		logger.Info("seeded new cluster; admin API keys and password written", "cluster_id", req.Meta.ClusterID, "file", final)
+		return ensureBuiltinRoles(ctx, c, logger)
+	}
+}
+
+// ensureBuiltinRoles commits the built-in roles that the state lacks. Two
+// leaders racing here both propose the same fixed IDs: the loser's create
+// fails as a conflict, which is success for this purpose.
+func ensureBuiltinRoles(ctx context.Context, c Applier, logger hclog.Logger) error {
+	var ops []fsm.TxnOp
+	now := time.Now().UTC()
+	for _, role := range fsm.BuiltinRoles() {
+		have, err := fsm.Get[fsm.Role](c.State(), nil, fsm.TableRoles, role.ID)
+		if err != nil {
+			return fmt.Errorf("read role %s: %w", role.Name, err)
+		}
+		if have == nil {
+			role.Created = now
+			ops = append(ops, fsm.Create(fsm.TableRoles, &role))
+		}
+	}
+	if len(ops) == 0 {
 		return nil
 	}
+	if _, err := c.Apply(ctx, fsm.TxnRequestType, fsm.TxnRequest{Ops: ops}); err != nil && !errors.Is(err, fsm.ErrConflict) {
+		return fmt.Errorf("seed built-in roles: %w", err)
+	}
+	logger.Info("added built-in roles", "count", len(ops))
+	return nil
 }
 
 // settlePending keeps a pending keys file if its user is the committed

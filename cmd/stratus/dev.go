@@ -39,6 +39,8 @@ type CloudFile struct {
 	APIURL    string        `json:"api_url"`
 	APIKey    string        `json:"apikey"`
 	SecretKey string        `json:"secretkey"`
+	Username  string        `json:"username"`           // admin, in domain ROOT
+	Password  string        `json:"password,omitempty"` // for login; empty for clouds seeded before passwords
 	Servers   []CloudServer `json:"servers"`
 	Hosts     []CloudHost   `json:"hosts"`
 }
@@ -199,7 +201,7 @@ func runDev(args []string) error {
 		stopAll()
 		return err
 	}
-	cloud.APIKey, cloud.SecretKey = keys.APIKey, keys.SecretKey
+	cloud.APIKey, cloud.SecretKey, cloud.Username, cloud.Password = keys.APIKey, keys.SecretKey, "admin", keys.Password
 	b, _ := json.MarshalIndent(cloud, "", "  ")
 	if err := os.WriteFile(filepath.Join(abs, "cloud.json"), append(b, '\n'), 0o600); err != nil {
 		stopAll()
@@ -266,6 +268,9 @@ func printDevBanner(dir string, c CloudFile) {
 		fmt.Fprintf(&b, "  %-10s %s  (pid %d)\n", s.ID, s.APIURL, s.PID)
 	}
 	fmt.Fprintf(&b, "\n  API URL     %s\n  API key     %s\n  Secret key  %s\n", c.APIURL, c.APIKey, c.SecretKey)
+	if c.Password != "" {
+		fmt.Fprintf(&b, "  Login       %s / %s (domain ROOT)\n", c.Username, c.Password)
+	}
 	fmt.Fprintf(&b, "\n  Everything above is in %s/cloud.json; server logs in %s/<server>/server.log.\n", dir, dir)
 	fmt.Fprintf(&b, "  Status of a server:  curl %s\n", strings.TrimSuffix(c.Servers[0].APIURL, "/client/api")+"/v1/status")
 	fmt.Fprintf(&b, "  Press Ctrl-C to stop the cloud; run the same command again to restart it.\n")
