@@ -184,8 +184,29 @@ type VMReport struct {
 	// what it observed after trying.
 	Error string `json:"error,omitempty"`
 	// Reason explains a change the agent did not ask for (crashed, shut
-	// down from inside the guest).
+	// down from inside the guest): one of the Reason constants.
 	Reason string `json:"reason,omitempty"`
+	// Absent says no domain of this VM is defined on the reporting host
+	// (destroyed for WantAbsent, handed over, or never defined here).
+	Absent bool `json:"absent,omitempty"`
+}
+
+// Reasons of a VMReport: changes the agent did not ask for. While a VM the
+// servers want Running is reported with a Reason, the agent does not start
+// it again until it reads a desired state at or past the ReportResponse
+// Index of that report (or, without one, a newer index than it had): the
+// servers decide first whether it should run (HA) or be marked Stopped.
+const (
+	ReasonCrashed        = "crashed"         // the guest or its qemu process died
+	ReasonGuestShutdown  = "guest-shutdown"  // the guest powered itself off
+	ReasonStoppedOutside = "stopped-outside" // powered off by someone else (virsh)
+)
+
+// ReportResponse answers a report.
+type ReportResponse struct {
+	// Index is the state index at which the report was committed: desired
+	// states read at this index or later reflect it.
+	Index uint64 `json:"index"`
 }
 
 // VolumeReport is the observed state of one volume.
