@@ -11,6 +11,8 @@ require (
 	github.com/hashicorp/memberlist v0.6.0
 	github.com/hashicorp/raft v1.7.3
 	github.com/hashicorp/raft-boltdb/v2 v2.3.1
+	libvirt.org/go/libvirt v1.10009.0
+	libvirt.org/go/libvirtxml v1.10009.0
 )
 
 require (
@@ -36,6 +38,4 @@ require (
 	golang.org/x/sync v0.19.0 // indirect
 	golang.org/x/sys v0.45.0 // indirect
 	golang.org/x/tools v0.40.0 // indirect
-	libvirt.org/go/libvirt v1.10009.0 // indirect
-	libvirt.org/go/libvirtxml v1.10009.0 // indirect
 )

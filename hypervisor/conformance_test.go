@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -86,6 +87,9 @@ func waitEvent(t *testing.T, ch <-chan DomainEvent, uuid string, kind EventKind)
 		case ev, ok := <-ch:
 			if !ok {
 				t.Fatalf("events closed waiting for %s of %s; saw %+v", kind, uuid, seen)
+			}
+			if !strings.HasPrefix(ev.Name, DomainPrefix) {
+				t.Fatalf("event of an unmanaged domain: %+v", ev)
 			}
 			if ev.UUID == uuid && ev.Kind == kind {
 				return ev
@@ -219,6 +223,7 @@ func testEvents(t *testing.T, h conformanceHost) {
 	if err != nil {
 		t.Fatalf("events: %v", err)
 	}
+	h.foreign(t, "6f1c1f5e-0000-4000-8000-fffffffffffe", "operator-vm")
 	spec := testSpec(6, "")
 	if err := d.Start(ctx, spec); err != nil {
 		t.Fatalf("start: %v", err)

@@ -1,4 +1,6 @@
-// Package hypervisor will hold the Driver interface in Stratus's own types,
-// its libvirt implementation, a fake for unit tests, fence drivers and the
-// host agent's logic.
+// Package hypervisor is Stratus's view of a hypervisor host: the Driver
+// interface in our own types, its libvirt implementation (qemu:///system,
+// and libvirt's test driver with WriteTestHost for simulated hosts) and an
+// in-memory Fake for unit tests. The host agent's logic is in
+// hypervisor/agent.
 package hypervisor
