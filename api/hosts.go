@@ -70,6 +70,9 @@ type hostResponse struct {
 	Username                         string            `json:"username,omitempty"`
 	HasAnnotations                   bool              `json:"hasannotations"`
 	Details                          map[string]string `json:"details,omitempty"`
+	// Set only by findHostsForMigration.
+	SuitableForMigration  *bool `json:"suitableformigration,omitempty"`
+	RequiresStorageMotion *bool `json:"requiresStorageMotion,omitempty"`
 }
 
 var hostFields = withJobFields(

@@ -73,9 +73,35 @@ func toJobResponse(r *Request, j *fsm.AsyncJob) jobResponse {
 		Created: FormatTime(j.Created), JobID: j.ID,
 	}
 	if j.Status != fsm.JobPending {
-		out.JobResultType, out.JobResult, out.Completed = j.ResultType, j.Result, FormatTime(j.Completed)
+		out.JobResultType, out.JobResult, out.Completed = j.ResultType, expandJobResult(r, j), FormatTime(j.Completed)
 	}
 	return out
+}
+
+// expandJobResult renders the VM of a finished VM job as it is now: the
+// runner commits only {"virtualmachine":{"id":...}}, because the names a VM
+// answer carries (zone, template, offering, owner) are the API's to fill.
+func expandJobResult(r *Request, j *fsm.AsyncJob) json.RawMessage {
+	if j.Status != fsm.JobSucceeded || j.InstanceType != vmInstanceType {
+		return j.Result
+	}
+	var res struct {
+		VM *struct {
+			ID string `json:"id"`
+		} `json:"virtualmachine"`
+	}
+	if json.Unmarshal(j.Result, &res) != nil || res.VM == nil {
+		return j.Result
+	}
+	v, err := fsm.Get[fsm.VM](r.State(), nil, fsm.TableVMs, res.VM.ID)
+	if err != nil || v == nil {
+		return j.Result
+	}
+	b, err := json.Marshal(map[string]any{"virtualmachine": newVMRenderer(r).render(v, false)})
+	if err != nil {
+		return j.Result
+	}
+	return b
 }
 
 var jobResponseFields = []ResponseField{

@@ -351,3 +351,13 @@ func init() {
 	RegisterTaggable("Volume", TableVolumes)
 	RegisterTaggable("Snapshot", TableSnapshots)
 }
+
+// Settings of the compute area.
+const SettingUserExpunge = "allow.user.expunge.recover.vm"
+
+func init() {
+	settingDefs = append(settingDefs,
+		SettingDef{Name: SettingUserExpunge, Category: "Advanced", Type: "Boolean", Default: "false", Dynamic: true,
+			Description: "Whether users (not only admins) may expunge destroyed VMs and recover them."},
+	)
+}

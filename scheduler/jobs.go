@@ -29,6 +29,9 @@ type Cluster interface {
 type Step struct {
 	Ops  []fsm.TxnOp // changes this step makes
 	Next string      // the job's Step after this one
+	// Params are merged into the job's parameters with the step, for what
+	// later steps must remember (hosts already tried, a deadline).
+	Params map[string]string
 	// Done ends the job: with Result (already wrapped in its object name,
 	// e.g. {"success":true}) on success, with Err on failure.
 	Done   bool
@@ -245,6 +248,12 @@ func (r *Runner) step(ctx context.Context, job *fsm.AsyncJob) (s Step, err error
 func (r *Runner) commit(ctx context.Context, job *fsm.AsyncJob, s Step) error {
 	next := job.Copy()
 	next.Step = s.Next
+	if len(s.Params) > 0 && next.Params == nil {
+		next.Params = map[string]string{}
+	}
+	for k, v := range s.Params {
+		next.Params[k] = v
+	}
 	next.Attempts++
 	if s.Done {
 		next.Completed = r.now().UTC()

@@ -1,0 +1,197 @@
+package scheduler
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/stratus-cloud/stratus/fsm"
+	"github.com/stratus-cloud/stratus/scheduler/placement"
+)
+
+// Capacity is accounted in the replicated state: a VM holding a host adds
+// its CPU (cores x MHz) and memory to the host's allocated figures, and a
+// placed volume adds its size to its pool's. Every change goes through an
+// Update op, which is compare-and-set on the row's ModifyIndex, so two
+// placements racing for the last bytes of a host can never both commit:
+// the second is refused as stale, reads again and places again.
+
+// vmCPU returns the MHz a VM reserves.
+func vmCPU(v *fsm.VM) int64 { return int64(v.CPUNumber) * int64(v.CPUSpeed) }
+
+// vmMemory returns the bytes a VM reserves.
+func vmMemory(v *fsm.VM) int64 { return int64(v.MemoryMiB) << 20 }
+
+// reserveHost returns the op that adds v to host h's allocation (sign 1) or
+// takes it away (sign -1).
+func reserveHost(h *fsm.Host, v *fsm.VM, sign int64) fsm.TxnOp {
+	c := h.Copy()
+	c.CPUAllocated = max(0, c.CPUAllocated+sign*vmCPU(v))
+	c.MemoryAllocated = max(0, c.MemoryAllocated+sign*vmMemory(v))
+	return fsm.Update(fsm.TableHosts, c)
+}
+
+// storeView adapts a store snapshot to placement.State.
+type storeView struct{ st *fsm.Store }
+
+func (v storeView) Zone(id string) *fsm.Zone {
+	z, _ := v.st.Zone(nil, id)
+	return z
+}
+
+func (v storeView) Pod(id string) *fsm.Pod {
+	p, _ := fsm.Get[fsm.Pod](v.st, nil, fsm.TablePods, id)
+	return p
+}
+
+func (v storeView) Cluster(id string) *fsm.Cluster {
+	c, _ := fsm.Get[fsm.Cluster](v.st, nil, fsm.TableClusters, id)
+	return c
+}
+
+func (v storeView) Hosts(zoneID string) []*fsm.Host {
+	hs, _ := fsm.List[fsm.Host](v.st, nil, fsm.TableHosts, "zone", zoneID)
+	return hs
+}
+
+func (v storeView) Pools(zoneID string) []*fsm.StoragePool {
+	ps, _ := fsm.List[fsm.StoragePool](v.st, nil, fsm.TableStoragePools, "zone", zoneID)
+	return ps
+}
+
+func (v storeView) Overcommit(c *fsm.Cluster) (float64, float64) { return v.st.Overcommit(c) }
+
+// NewView returns the placement view of a store; the API's
+// findHostsForMigration uses it too.
+func NewView(st *fsm.Store) placement.State { return storeView{st: st} }
+
+// PlacementRequest builds the allocator's request for VM v with its
+// volumes: the offering's host tags, the affinity groups' hosts, and each
+// volume's size, tags and pool when it has one.
+func PlacementRequest(st *fsm.Store, v *fsm.VM, vols []*fsm.Volume) (placement.Request, error) {
+	req := placement.Request{ZoneID: v.ZoneID, CPUs: v.CPUNumber, CPUMHz: int64(v.CPUSpeed), MemoryBytes: vmMemory(v)}
+	off, err := fsm.Get[fsm.ServiceOffering](st, nil, fsm.TableServiceOfferings, v.ServiceOfferingID)
+	if err != nil {
+		return req, err
+	}
+	if off != nil {
+		req.HostTags = off.HostTags
+	}
+	for _, vol := range vols {
+		req.Volumes = append(req.Volumes, placement.Volume{ID: vol.ID, SizeBytes: vol.SizeBytes, StorageTags: vol.StorageTags,
+			Local: vol.Local, PoolID: vol.PoolID})
+	}
+	for _, gid := range v.AffinityGroupIDs {
+		g, err := fsm.Get[fsm.AffinityGroup](st, nil, fsm.TableAffinityGroups, gid)
+		if err != nil {
+			return req, err
+		}
+		if g == nil {
+			continue
+		}
+		members, err := fsm.List[fsm.VM](st, nil, fsm.TableVMs, "affinity", gid)
+		if err != nil {
+			return req, err
+		}
+		for _, m := range members {
+			if m.ID == v.ID {
+				continue
+			}
+			for _, h := range []string{m.HostID, m.MigrateTo} {
+				if h == "" {
+					continue
+				}
+				if g.Type == fsm.AffinityHost {
+					req.AffinityHosts = append(req.AffinityHosts, h)
+				} else {
+					req.AntiAffinityHosts = append(req.AntiAffinityHosts, h)
+				}
+			}
+		}
+	}
+	return req, nil
+}
+
+// vmVolumes returns the volumes attached to a VM, by device ID.
+func vmVolumes(st *fsm.Store, vmID string) ([]*fsm.Volume, error) {
+	vols, err := fsm.List[fsm.Volume](st, nil, fsm.TableVolumes, "vm", vmID)
+	if err != nil {
+		return nil, fmt.Errorf("volumes of %s: %w", vmID, err)
+	}
+	sortVolumes(vols)
+	return vols, nil
+}
+
+func sortVolumes(vols []*fsm.Volume) {
+	sort.SliceStable(vols, func(i, j int) bool { return vols[i].DeviceID < vols[j].DeviceID })
+}
+
+// reservePools returns the ops that add each newly placed volume to its
+// pool and record the pool on the volume.
+func reservePools(st *fsm.Store, vols []*fsm.Volume, pools map[string]string) ([]fsm.TxnOp, error) {
+	byPool := map[string][]*fsm.Volume{}
+	var order []string
+	for _, vol := range vols {
+		if vol.PoolID != "" {
+			continue
+		}
+		pid := pools[vol.ID]
+		if pid == "" {
+			return nil, fmt.Errorf("placement gave volume %s no pool", vol.ID)
+		}
+		if _, seen := byPool[pid]; !seen {
+			order = append(order, pid)
+		}
+		byPool[pid] = append(byPool[pid], vol)
+	}
+	var ops []fsm.TxnOp
+	for _, pid := range order {
+		p, err := fsm.Get[fsm.StoragePool](st, nil, fsm.TableStoragePools, pid)
+		if err != nil || p == nil {
+			return nil, fmt.Errorf("pool %s of the plan: %w", pid, err)
+		}
+		c := p.Copy()
+		for _, vol := range byPool[pid] {
+			c.AllocatedBytes += vol.SizeBytes
+			nv := vol.Copy()
+			nv.PoolID = pid
+			ops = append(ops, fsm.Update(fsm.TableVolumes, nv))
+		}
+		ops = append(ops, fsm.Update(fsm.TableStoragePools, c))
+	}
+	return ops, nil
+}
+
+// releasePool returns the op that takes a volume's size back from its pool.
+func releasePool(st *fsm.Store, vol *fsm.Volume) (*fsm.TxnOp, error) {
+	if vol.PoolID == "" {
+		return nil, nil
+	}
+	p, err := fsm.Get[fsm.StoragePool](st, nil, fsm.TableStoragePools, vol.PoolID)
+	if err != nil || p == nil {
+		return nil, err
+	}
+	c := p.Copy()
+	c.AllocatedBytes = max(0, c.AllocatedBytes-vol.SizeBytes)
+	op := fsm.Update(fsm.TableStoragePools, c)
+	return &op, nil
+}
+
+// watchRows returns a channel closed when any row read with ws changes, or
+// after max at the latest.
+func watchRows(ws memdb.WatchSet, max time.Duration) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		ws.Watch(time.After(max))
+		close(ch)
+	}()
+	return ch
+}
+
+// Candidates judges every host of the VM's zone for req, for
+// findHostsForMigration.
+func Candidates(st *fsm.Store, req placement.Request) []placement.Candidate {
+	return placement.Candidates(NewView(st), req)
+}

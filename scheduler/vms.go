@@ -1,0 +1,505 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/stratus-cloud/stratus/fsm"
+	"github.com/stratus-cloud/stratus/scheduler/placement"
+)
+
+// VM jobs. Each job moves one VM through CloudStack's states in steps; a
+// step reads the VM and commits the next change with compare-and-set, so a
+// new leader resuming the job from its last committed step never repeats
+// one. Agents do the host side: they watch the VM's desired power state and
+// report what they observe (ObservedHostID, ObservedPower, ...), and the
+// waiting steps below move on when the report matches.
+
+// Parameters of VM jobs, as the API commits them.
+const (
+	VMParamID      = "vm"
+	VMParamHost    = "hostid" // deploy or migrate to this host
+	VMParamPod     = "podid"  // deploy in this pod
+	VMParamCluster = "clusterid"
+	VMParamForced  = "forced"  // stop: power off at once
+	VMParamExpunge = "expunge" // destroy: expunge at once
+	VMParamAvoid   = "avoid"   // hosts that failed to start the VM, comma separated
+	VMParamGen     = "gen"     // reboot generation waited for
+	VMParamDeploy  = "deploy"  // "true" for deployVirtualMachine's start
+	VMParamSource  = "source"  // migration: the host the VM leaves
+	VMParamStartVM = "startvm" // deploy: "false" leaves the new VM Stopped
+)
+
+// maxStartHosts is how many hosts a start tries before it gives up.
+const maxStartHosts = 3
+
+// stepWait is how long a waiting step sleeps before it looks again when
+// nothing wakes it.
+const stepWait = 30 * time.Second
+
+// Codes of VM job failures, as CloudStack numbers them.
+const (
+	codeParam        = 431
+	codeCapacity     = 533
+	codeResourceFail = 530
+)
+
+// RegisterVMJobs adds the VM job kinds.
+func RegisterVMJobs(r *Runner) {
+	r.Handle("deployVirtualMachine", startStep)
+	r.Handle("startVirtualMachine", startStep)
+	r.Handle("stopVirtualMachine", stopStep)
+	r.Handle("rebootVirtualMachine", rebootStep)
+	r.Handle("destroyVirtualMachine", destroyStep)
+	r.Handle("expungeVirtualMachine", expungeStep)
+	r.Handle("migrateVirtualMachine", migrateStep)
+	r.Handle("migrateVirtualMachineWithVolume", migrateStep)
+}
+
+// VMResult is the result every VM job commits: the API renders the VM as
+// it is when the result is read.
+func VMResult(id string) any { return map[string]any{"virtualmachine": map[string]string{"id": id}} }
+
+// jobVM reads the job's VM with ws watching it. A missing VM ends the job.
+func jobVM(st *fsm.Store, ws memdb.WatchSet, j *fsm.AsyncJob) (*fsm.VM, *Step, error) {
+	id := j.Params[VMParamID]
+	v, err := fsm.Get[fsm.VM](st, ws, fsm.TableVMs, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if v == nil {
+		s := Fail(codeParam, "virtual machine %s no longer exists", id)
+		return nil, &s, nil
+	}
+	return v, nil, nil
+}
+
+// jobEvent records the completion of a VM job in listEvents.
+func jobEvent(j *fsm.AsyncJob, typ string, v *fsm.VM, format string, args ...any) fsm.TxnOp {
+	return fsm.Create(fsm.TableEvents, &fsm.Event{
+		ID: uuid.NewSHA1(uuid.NameSpaceURL, []byte("stratus:event:"+j.ID+":"+typ)).String(), Type: typ, Level: fsm.EventInfo,
+		State: "Completed", Description: fmt.Sprintf(format, args...), AccountID: j.AccountID, DomainID: j.DomainID, UserID: j.UserID,
+		ResourceType: "VirtualMachine", ResourceID: v.ID, JobID: j.ID, Created: time.Now().UTC(),
+	})
+}
+
+func split(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
+
+// startStep drives deployVirtualMachine and startVirtualMachine: place the
+// VM (host, pools, address), wait until its host's agent reports it
+// running, and try another host when the agent reports it cannot.
+func startStep(_ context.Context, st *fsm.Store, j *fsm.AsyncJob) (Step, error) {
+	ws := memdb.NewWatchSet()
+	v, end, err := jobVM(st, ws, j)
+	if end != nil || err != nil {
+		return deref(end), err
+	}
+	if j.Step == "starting" {
+		return waitStarted(st, ws, j, v)
+	}
+	if j.Params[VMParamStartVM] == "false" {
+		return Succeed(VMResult(v.ID), jobEvent(j, "VM.CREATE", v, "created virtual machine %s, stopped", v.Name)), nil
+	}
+	switch {
+	case v.HostID != "" && v.State == fsm.VMRunning:
+		return Succeed(VMResult(v.ID)), nil
+	case v.HostID != "":
+		return Step{Next: "starting"}, nil // placed by an earlier step
+	case v.State != fsm.VMStopped && v.State != fsm.VMStarting:
+		return Fail(codeParam, "virtual machine %s is %s; only a Stopped VM can be started", v.Name, v.State), nil
+	}
+	return place(st, j, v)
+}
+
+func deref(s *Step) Step {
+	if s == nil {
+		return Step{}
+	}
+	return *s
+}
+
+func place(st *fsm.Store, j *fsm.AsyncJob, v *fsm.VM) (Step, error) {
+	vols, err := vmVolumes(st, v.ID)
+	if err != nil {
+		return Step{}, err
+	}
+	req, err := PlacementRequest(st, v, vols)
+	if err != nil {
+		return Step{}, err
+	}
+	req.HostID, req.AvoidHosts = j.Params[VMParamHost], split(j.Params[VMParamAvoid])
+	req.PodID, req.ClusterID = j.Params[VMParamPod], j.Params[VMParamCluster]
+	plan, err := placement.Place(NewView(st), req)
+	if err != nil {
+		if errors.Is(err, placement.ErrInsufficientCapacity) {
+			return failStart(j, v, codeCapacity, "%v", err), nil
+		}
+		if errors.Is(err, placement.ErrUnknownZone) {
+			return failStart(j, v, codeParam, "the zone of %s no longer exists", v.Name), nil
+		}
+		return Step{}, err
+	}
+	host, err := fsm.Get[fsm.Host](st, nil, fsm.TableHosts, plan.HostID)
+	if err != nil || host == nil {
+		return Step{}, fmt.Errorf("planned host %s: %w", plan.HostID, err)
+	}
+	ops, err := reservePools(st, vols, plan.Pools)
+	if err != nil {
+		return Step{}, err
+	}
+	nv := v.Copy()
+	nv.HostID, nv.PodID, nv.ClusterID = plan.HostID, plan.PodID, plan.ClusterID
+	nv.State, nv.Power, nv.ForceStop = fsm.VMStarting, fsm.PowerOn, false
+	nv.ObservedHostID, nv.ObservedPower, nv.ObservedError = "", "", ""
+	if nv.IPAddress == "" {
+		if e := assignAddress(st, nv); e != nil {
+			return failStart(j, v, codeCapacity, "%s", e.Error()), nil
+		}
+	}
+	ops = append(ops, reserveHost(host, v, 1), fsm.Update(fsm.TableVMs, nv))
+	return Step{Ops: ops, Next: "starting"}, nil
+}
+
+// failStart ends a start that could not place the VM: a new VM goes to
+// Error, as in CloudStack; a stopped one stays Stopped.
+func failStart(j *fsm.AsyncJob, v *fsm.VM, code int, format string, args ...any) Step {
+	s := Fail(code, format, args...)
+	nv := v.Copy()
+	nv.State, nv.Power = fsm.VMStopped, fsm.PowerOff
+	if j.Params[VMParamDeploy] == "true" {
+		nv.State = fsm.VMError
+	}
+	s.Ops = []fsm.TxnOp{fsm.Update(fsm.TableVMs, nv)}
+	return s
+}
+
+func waitStarted(st *fsm.Store, ws memdb.WatchSet, j *fsm.AsyncJob, v *fsm.VM) (Step, error) {
+	if v.HostID == "" {
+		return Fail(codeResourceFail, "virtual machine %s was stopped before it started", v.Name), nil
+	}
+	if v.ObservedHostID == v.HostID && v.ObservedPower == fsm.PowerOn {
+		nv := v.Copy()
+		nv.State = fsm.VMRunning
+		typ := "VM.START"
+		if j.Params[VMParamDeploy] == "true" {
+			typ = "VM.CREATE"
+		}
+		return Succeed(VMResult(v.ID), fsm.Update(fsm.TableVMs, nv), jobEvent(j, typ, v, "started virtual machine %s on host %s", v.Name, v.HostID)), nil
+	}
+	if v.ObservedHostID == v.HostID && v.ObservedError != "" {
+		return startFailedOnHost(st, j, v)
+	}
+	return Step{Wait: watchRows(ws, stepWait), WaitMax: stepWait}, nil
+}
+
+// startFailedOnHost gives the host's capacity back and places the VM again
+// elsewhere, up to maxStartHosts hosts.
+func startFailedOnHost(st *fsm.Store, j *fsm.AsyncJob, v *fsm.VM) (Step, error) {
+	host, err := fsm.Get[fsm.Host](st, nil, fsm.TableHosts, v.HostID)
+	if err != nil {
+		return Step{}, err
+	}
+	nv := v.Copy()
+	nv.LastHostID, nv.HostID, nv.PodID, nv.ClusterID = v.HostID, "", "", ""
+	nv.State, nv.Power, nv.ObservedHostID, nv.ObservedPower = fsm.VMStarting, fsm.PowerOff, "", ""
+	var ops []fsm.TxnOp
+	if host != nil {
+		ops = append(ops, reserveHost(host, v, -1))
+	}
+	avoid := append(split(j.Params[VMParamAvoid]), v.HostID)
+	if len(avoid) >= maxStartHosts {
+		s := failStart(j, nv, codeResourceFail, "virtual machine %s could not start on %d hosts; the last said: %s", v.Name, len(avoid), v.ObservedError)
+		s.Ops = append(ops, s.Ops...)
+		return s, nil
+	}
+	ops = append(ops, fsm.Update(fsm.TableVMs, nv))
+	return Step{Ops: ops, Next: "", Params: map[string]string{VMParamAvoid: strings.Join(avoid, ",")}}, nil
+}
+
+// stopStep asks the VM's host to power it off, waits for the agent to
+// confirm, then gives the host's capacity back.
+func stopStep(_ context.Context, st *fsm.Store, j *fsm.AsyncJob) (Step, error) {
+	ws := memdb.NewWatchSet()
+	v, end, err := jobVM(st, ws, j)
+	if end != nil || err != nil {
+		return deref(end), err
+	}
+	if j.Step == "stopping" {
+		return waitStopped(st, ws, j, v, func(nv *fsm.VM) (Step, error) {
+			return Succeed(VMResult(v.ID), fsm.Update(fsm.TableVMs, nv), jobEvent(j, "VM.STOP", v, "stopped virtual machine %s", v.Name)), nil
+		})
+	}
+	if v.State == fsm.VMStopped && v.HostID == "" {
+		return Succeed(VMResult(v.ID)), nil
+	}
+	if v.State != fsm.VMRunning && v.State != fsm.VMStarting && v.State != fsm.VMStopping && v.State != fsm.VMError {
+		return Fail(codeParam, "virtual machine %s is %s; only a Running VM can be stopped", v.Name, v.State), nil
+	}
+	return askStop(v, j.Params[VMParamForced] == "true", "stopping")
+}
+
+func askStop(v *fsm.VM, forced bool, next string) (Step, error) {
+	nv := v.Copy()
+	nv.Power, nv.ForceStop = fsm.PowerOff, forced
+	if nv.HostID != "" {
+		nv.State = fsm.VMStopping
+	}
+	return Step{Ops: []fsm.TxnOp{fsm.Update(fsm.TableVMs, nv)}, Next: next}, nil
+}
+
+// waitStopped waits until the VM's host reports it off, then releases the
+// host and calls done with the VM as it must be committed (Stopped, no
+// host).
+func waitStopped(st *fsm.Store, ws memdb.WatchSet, j *fsm.AsyncJob, v *fsm.VM, done func(*fsm.VM) (Step, error)) (Step, error) {
+	if v.HostID == "" {
+		nv := v.Copy()
+		nv.State = fsm.VMStopped
+		return done(nv)
+	}
+	host, err := fsm.Get[fsm.Host](st, ws, fsm.TableHosts, v.HostID)
+	if err != nil {
+		return Step{}, err
+	}
+	if v.ObservedHostID == v.HostID && v.ObservedPower == fsm.PowerOff {
+		nv := v.Copy()
+		nv.LastHostID, nv.HostID, nv.PodID, nv.ClusterID = v.HostID, "", "", ""
+		nv.State, nv.ObservedHostID, nv.ObservedPower, nv.ForceStop = fsm.VMStopped, "", "", false
+		s, err := done(nv)
+		if host != nil {
+			s.Ops = append([]fsm.TxnOp{reserveHost(host, v, -1)}, s.Ops...)
+		}
+		return s, err
+	}
+	if host != nil && host.State != fsm.HostStateUp && j.Params[VMParamForced] == "true" {
+		// Nobody can confirm the VM is off: keep it where it is.
+		nv := v.Copy()
+		nv.State, nv.Power, nv.ForceStop = fsm.VMRunning, fsm.PowerOn, false
+		s := Fail(codeResourceFail, "host %s is %s, so nothing can confirm that %s is off; it stays Running. Retry when the host is back",
+			host.Name, host.State, v.Name)
+		s.Ops = []fsm.TxnOp{fsm.Update(fsm.TableVMs, nv)}
+		return s, nil
+	}
+	return Step{Wait: watchRows(ws, stepWait), WaitMax: stepWait}, nil
+}
+
+// rebootStep asks for one more reboot and waits for the agent to report it
+// done.
+func rebootStep(_ context.Context, st *fsm.Store, j *fsm.AsyncJob) (Step, error) {
+	ws := memdb.NewWatchSet()
+	v, end, err := jobVM(st, ws, j)
+	if end != nil || err != nil {
+		return deref(end), err
+	}
+	if j.Step == "rebooting" {
+		gen, _ := strconv.Atoi(j.Params[VMParamGen])
+		if v.ObservedHostID == v.HostID && v.ObservedRebootGen >= gen {
+			return Succeed(VMResult(v.ID), jobEvent(j, "VM.REBOOT", v, "rebooted virtual machine %s", v.Name)), nil
+		}
+		if v.State != fsm.VMRunning {
+			return Fail(codeResourceFail, "virtual machine %s went %s before it rebooted", v.Name, v.State), nil
+		}
+		return Step{Wait: watchRows(ws, stepWait), WaitMax: stepWait}, nil
+	}
+	if v.State != fsm.VMRunning {
+		return Fail(codeParam, "virtual machine %s is %s; only a Running VM can be rebooted", v.Name, v.State), nil
+	}
+	nv := v.Copy()
+	nv.RebootGen++
+	return Step{Ops: []fsm.TxnOp{fsm.Update(fsm.TableVMs, nv)}, Next: "rebooting",
+		Params: map[string]string{VMParamGen: strconv.Itoa(nv.RebootGen)}}, nil
+}
+
+// destroyStep stops the VM if it runs, marks it Destroyed (recoverable
+// until expunged) and expunges it at once when asked.
+func destroyStep(_ context.Context, st *fsm.Store, j *fsm.AsyncJob) (Step, error) {
+	ws := memdb.NewWatchSet()
+	v, end, err := jobVM(st, ws, j)
+	if end != nil || err != nil {
+		return deref(end), err
+	}
+	expunge := j.Params[VMParamExpunge] == "true"
+	switch {
+	case j.Step == "stopping":
+		return waitStopped(st, ws, j, v, func(nv *fsm.VM) (Step, error) {
+			nv.State, nv.Destroyed = fsm.VMDestroyed, time.Now().UTC()
+			ops := []fsm.TxnOp{fsm.Update(fsm.TableVMs, nv), jobEvent(j, "VM.DESTROY", v, "destroyed virtual machine %s", v.Name)}
+			if expunge {
+				return Step{Ops: ops, Next: "expunge"}, nil
+			}
+			return Succeed(VMResult(v.ID), ops...), nil
+		})
+	case j.Step == "expunge" || (v.State == fsm.VMDestroyed && expunge):
+		return expungeVM(st, j, v)
+	case v.State == fsm.VMDestroyed:
+		return Succeed(VMResult(v.ID)), nil
+	case v.State == fsm.VMMigrating:
+		return Fail(codeParam, "virtual machine %s is migrating; destroy it once it is Running", v.Name), nil
+	}
+	return askStop(v, true, "stopping")
+}
+
+// expungeStep removes a destroyed VM for good.
+func expungeStep(_ context.Context, st *fsm.Store, j *fsm.AsyncJob) (Step, error) {
+	v, end, err := jobVM(st, nil, j)
+	if end != nil || err != nil {
+		return deref(end), err
+	}
+	if v.State != fsm.VMDestroyed {
+		return Fail(codeParam, "virtual machine %s is %s; destroy it first", v.Name, v.State), nil
+	}
+	return expungeVM(st, j, v)
+}
+
+// expungeVM deletes the VM's root volume (giving its pool space back),
+// detaches its data volumes, deletes its tags and then the VM itself.
+func expungeVM(st *fsm.Store, j *fsm.AsyncJob, v *fsm.VM) (Step, error) {
+	vols, err := vmVolumes(st, v.ID)
+	if err != nil {
+		return Step{}, err
+	}
+	var ops []fsm.TxnOp
+	pools := map[string]*fsm.StoragePool{}
+	for _, vol := range vols {
+		if vol.Type != fsm.VolumeRoot {
+			nv := vol.Copy()
+			nv.VMID, nv.DeviceID = "", 0
+			ops = append(ops, fsm.Update(fsm.TableVolumes, nv))
+			continue
+		}
+		if vol.PoolID != "" {
+			p := pools[vol.PoolID]
+			if p == nil {
+				if p, err = fsm.Get[fsm.StoragePool](st, nil, fsm.TableStoragePools, vol.PoolID); err != nil {
+					return Step{}, err
+				}
+				if p != nil {
+					p = p.Copy()
+					pools[vol.PoolID] = p
+				}
+			}
+			if p != nil {
+				p.AllocatedBytes = max(0, p.AllocatedBytes-vol.SizeBytes)
+			}
+		}
+		ops = append(ops, fsm.Delete(fsm.TableVolumes, vol.ID))
+	}
+	for _, p := range pools {
+		ops = append(ops, fsm.Update(fsm.TableStoragePools, p))
+	}
+	tags, err := fsm.List[fsm.Tag](st, nil, fsm.TableTags, "resource", v.ID)
+	if err != nil {
+		return Step{}, err
+	}
+	for _, t := range tags {
+		ops = append(ops, fsm.Delete(fsm.TableTags, t.ID))
+	}
+	ops = append(ops, fsm.Check(fsm.TableVMs, v), fsm.Delete(fsm.TableVMs, v.ID), jobEvent(j, "VM.EXPUNGE", v, "expunged virtual machine %s", v.Name))
+	return Succeed(map[string]any{"success": true}, ops...), nil
+}
+
+// migrateStep moves a running VM to another host: reserve the target, ask
+// the source to let go (live migration, or a cold hand-over where the
+// driver cannot migrate), then give the source's capacity back and wait
+// for the target to report the VM running.
+func migrateStep(_ context.Context, st *fsm.Store, j *fsm.AsyncJob) (Step, error) {
+	ws := memdb.NewWatchSet()
+	v, end, err := jobVM(st, ws, j)
+	if end != nil || err != nil {
+		return deref(end), err
+	}
+	switch j.Step {
+	case "migrating":
+		return waitMigratedOut(st, ws, j, v)
+	case "arriving":
+		if v.ObservedHostID == v.HostID && v.ObservedPower == fsm.PowerOn {
+			nv := v.Copy()
+			nv.State = fsm.VMRunning
+			return Succeed(VMResult(v.ID), fsm.Update(fsm.TableVMs, nv),
+				jobEvent(j, "VM.MIGRATE", v, "migrated virtual machine %s from host %s to host %s", v.Name, j.Params[VMParamSource], v.HostID)), nil
+		}
+		if v.ObservedHostID == v.HostID && v.ObservedError != "" {
+			return startFailedOnHost(st, j, v)
+		}
+		return Step{Wait: watchRows(ws, stepWait), WaitMax: stepWait}, nil
+	}
+	if v.State != fsm.VMRunning || v.HostID == "" {
+		return Fail(codeParam, "virtual machine %s is %s; only a Running VM can be migrated", v.Name, v.State), nil
+	}
+	vols, err := vmVolumes(st, v.ID)
+	if err != nil {
+		return Step{}, err
+	}
+	req, err := PlacementRequest(st, v, vols)
+	if err != nil {
+		return Step{}, err
+	}
+	req.HostID, req.AvoidHosts = j.Params[VMParamHost], []string{v.HostID}
+	if req.HostID == v.HostID {
+		return Fail(codeParam, "virtual machine %s already runs on host %s", v.Name, v.HostID), nil
+	}
+	plan, err := placement.Place(NewView(st), req)
+	if err != nil {
+		if errors.Is(err, placement.ErrInsufficientCapacity) {
+			return Fail(codeCapacity, "%v", err), nil
+		}
+		return Step{}, err
+	}
+	target, err := fsm.Get[fsm.Host](st, nil, fsm.TableHosts, plan.HostID)
+	if err != nil || target == nil {
+		return Step{}, fmt.Errorf("planned host %s: %w", plan.HostID, err)
+	}
+	nv := v.Copy()
+	nv.MigrateTo, nv.MigratedOut, nv.State, nv.ObservedError = plan.HostID, false, fsm.VMMigrating, ""
+	return Step{Ops: []fsm.TxnOp{reserveHost(target, v, 1), fsm.Update(fsm.TableVMs, nv)}, Next: "migrating",
+		Params: map[string]string{VMParamSource: v.HostID}}, nil
+}
+
+func waitMigratedOut(st *fsm.Store, ws memdb.WatchSet, j *fsm.AsyncJob, v *fsm.VM) (Step, error) {
+	if v.MigrateTo == "" {
+		return Fail(codeResourceFail, "the migration of %s was called off", v.Name), nil
+	}
+	source, err := fsm.Get[fsm.Host](st, nil, fsm.TableHosts, v.HostID)
+	if err != nil {
+		return Step{}, err
+	}
+	if v.MigratedOut {
+		nv := v.Copy()
+		nv.LastHostID, nv.HostID, nv.MigrateTo, nv.MigratedOut = v.HostID, v.MigrateTo, "", false
+		nv.ObservedHostID, nv.ObservedPower, nv.ObservedError = "", "", ""
+		if t, err := fsm.Get[fsm.Host](st, nil, fsm.TableHosts, v.MigrateTo); err == nil && t != nil {
+			nv.PodID, nv.ClusterID = t.PodID, t.ClusterID
+		}
+		ops := []fsm.TxnOp{fsm.Update(fsm.TableVMs, nv)}
+		if source != nil {
+			ops = append([]fsm.TxnOp{reserveHost(source, v, -1)}, ops...)
+		}
+		return Step{Ops: ops, Next: "arriving"}, nil
+	}
+	if v.ObservedHostID == v.HostID && v.ObservedError != "" {
+		target, err := fsm.Get[fsm.Host](st, nil, fsm.TableHosts, v.MigrateTo)
+		if err != nil {
+			return Step{}, err
+		}
+		nv := v.Copy()
+		nv.MigrateTo, nv.State = "", fsm.VMRunning
+		s := Fail(codeResourceFail, "host %s could not migrate %s: %s", v.HostID, v.Name, v.ObservedError)
+		s.Ops = []fsm.TxnOp{fsm.Update(fsm.TableVMs, nv)}
+		if target != nil {
+			s.Ops = append(s.Ops, reserveHost(target, v, -1))
+		}
+		return s, nil
+	}
+	return Step{Wait: watchRows(ws, stepWait), WaitMax: stepWait}, nil
+}
