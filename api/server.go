@@ -38,6 +38,10 @@ type Config struct {
 	Version string
 	// Now is the clock for signature expiry; nil means time.Now.
 	Now func() time.Time
+	// RegistrationToken lets host agents register themselves (and be
+	// added to the cluster they name); empty turns that off, leaving only
+	// the host tokens of addHost.
+	RegistrationToken string
 }
 
 // Server is the HTTP API of one Stratus node.
@@ -48,6 +52,8 @@ type Server struct {
 	now    func() time.Time
 	cmds   registry
 	router *mux.Router
+	// regToken is the host registration token (see Config).
+	regToken string
 }
 
 // New builds the server and its routes.
@@ -58,7 +64,7 @@ func New(cfg Config) *Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{c: cfg.Cluster, logger: cfg.Logger.Named("api"), ver: cfg.Version, now: cfg.Now, cmds: registry{}}
+	s := &Server{c: cfg.Cluster, logger: cfg.Logger.Named("api"), ver: cfg.Version, now: cfg.Now, cmds: registry{}, regToken: cfg.RegistrationToken}
 	s.cmds.add(zoneCommands()...)
 	s.cmds.add(configCommands()...)
 	s.cmds.add(userCommands()...)
@@ -74,6 +80,7 @@ func New(cfg Config) *Server {
 	r.HandleFunc("/v1/ready", s.handleReady).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/v1/status", s.handleStatus).Methods(http.MethodGet)
 	r.PathPrefix("/internal/").Handler(cfg.Cluster.InternalHandler())
+	s.agentRoutes(r)
 	s.router = r
 	return s
 }

@@ -268,7 +268,7 @@ func init() {
 		Name: TableVMs, Noun: "virtual machine", Snapshot: VMSnapshot, New: func() Object { return new(VM) },
 		Indexes: map[string]*memdb.IndexSchema{
 			"zone": byField("ZoneID"), "account": byField("AccountID"), "create": createOrder(),
-			"host": optional("HostID"), "migrate_to": optional("MigrateTo"),
+			"host": optional("HostID"), "migrate_to": optional("MigrateTo"), "last_host": optional("LastHostID"),
 			"offering": byField("ServiceOfferingID"), "template": optional("TemplateID"),
 			"affinity": {AllowMissing: true, Indexer: &memdb.StringSliceFieldIndex{Field: "AffinityGroupIDs"}},
 			"ip": {AllowMissing: true, Indexer: &memdb.CompoundIndex{AllowMissing: false, Indexes: []memdb.Indexer{

@@ -73,9 +73,17 @@ func TestComputeIntegrityRules(t *testing.T) {
 		want string
 	}{
 		{"second VM with the same IP in the zone", Create(TableVMs, testVM("vm-2", "web2", "10.1.0.5")), ErrConflict, "IP address in this zone"},
-		{"second VM with the same instance name", func() TxnOp { v := testVM("vm-3", "web3", "10.1.0.6"); v.InstanceName = "i-vm-1"; return Create(TableVMs, v) }(),
+		{"second VM with the same instance name", func() TxnOp {
+			v := testVM("vm-3", "web3", "10.1.0.6")
+			v.InstanceName = "i-vm-1"
+			return Create(TableVMs, v)
+		}(),
 			ErrConflict, "instance name"},
-		{"VM on a missing host", func() TxnOp { v := testVM("vm-4", "web4", "10.1.0.7"); v.HostID = "h-missing"; return Create(TableVMs, v) }(),
+		{"VM on a missing host", func() TxnOp {
+			v := testVM("vm-4", "web4", "10.1.0.7")
+			v.HostID = "h-missing"
+			return Create(TableVMs, v)
+		}(),
 			ErrNotFound, "host h-missing does not exist"},
 		{"delete a host a VM runs on", Delete(TableHosts, "h-1"), ErrInUse, "virtual machine web1 still uses it"},
 		{"delete a pool holding a volume", Delete(TableStoragePools, "sp-1"), ErrInUse, "volume ROOT-1 still uses it"},

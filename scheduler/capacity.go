@@ -120,11 +120,12 @@ func vmVolumes(st *fsm.Store, vmID string) ([]*fsm.Volume, error) {
 	if err != nil {
 		return nil, fmt.Errorf("volumes of %s: %w", vmID, err)
 	}
-	sortVolumes(vols)
+	SortByDevice(vols)
 	return vols, nil
 }
 
-func sortVolumes(vols []*fsm.Volume) {
+// SortByDevice orders a VM's volumes by device ID, root first.
+func SortByDevice(vols []*fsm.Volume) {
 	sort.SliceStable(vols, func(i, j int) bool { return vols[i].DeviceID < vols[j].DeviceID })
 }
 

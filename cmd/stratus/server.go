@@ -21,7 +21,9 @@ import (
 	"github.com/stratus-cloud/stratus/api"
 	"github.com/stratus-cloud/stratus/cluster"
 	"github.com/stratus-cloud/stratus/ops"
+	"github.com/stratus-cloud/stratus/hypervisor/agent"
 	"github.com/stratus-cloud/stratus/scheduler"
+	"github.com/stratus-cloud/stratus/storage"
 )
 
 type serverFlags struct {
@@ -195,10 +197,14 @@ func runServer(args []string) error {
 	node.AddLeadershipHooks("seed", ops.SeedHook(node, f.dataDir, logger), nil)
 	jobs := scheduler.NewRunner(node, logger)
 	scheduler.RegisterTagJobs(jobs)
+	scheduler.RegisterVMJobs(jobs)
 	node.AddLeadershipHooks("jobs", jobs.Establish, jobs.Revoke)
+	templates := storage.NewTemplateSync(node, logger)
+	node.AddLeadershipHooks("templates", templates.Establish, templates.Revoke)
 
 	srv := &http.Server{
-		Handler:           api.New(api.Config{Cluster: node, Logger: logger, Version: version}),
+		Handler:           api.New(api.Config{Cluster: node, Logger: logger, Version: version,
+			RegistrationToken: agent.RegistrationToken(f.secret)}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}

@@ -225,3 +225,14 @@ func (m Millis) Duration() time.Duration { return time.Duration(m) * time.Millis
 
 // MillisOf converts a duration to Millis.
 func MillisOf(d time.Duration) Millis { return Millis(d / time.Millisecond) }
+
+// RegistrationToken is the cloud's host registration token, derived from
+// the cluster secret so every server knows it without storing it: an
+// agent presenting it may register its host (and be added to the cluster
+// it names). Rotating the cluster secret rotates it.
+func RegistrationToken(clusterSecret string) string {
+	if clusterSecret == "" {
+		return ""
+	}
+	return Sign(clusterSecret, "stratus host registration token v1")
+}

@@ -1,0 +1,153 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/stratus-cloud/stratus/fsm"
+	"github.com/stratus-cloud/stratus/hypervisor"
+	"github.com/stratus-cloud/stratus/hypervisor/agent"
+	"github.com/stratus-cloud/stratus/scheduler"
+)
+
+// agentDesired answers the desired state of the calling host: every VM
+// placed on it, every VM migrating to it, and every VM that last ran on it
+// and must not be there any more. It blocks until that state's index
+// passes the agent's or the wait ends.
+func (s *Server) agentDesired(c *agentCall) (any, *agentError) {
+	q := c.req.URL.Query()
+	since, _ := strconv.ParseUint(q.Get("index"), 10, 64)
+	wait := agentMaxWait
+	if ms, err := strconv.Atoi(q.Get("wait")); err == nil && ms >= 0 {
+		wait = min(time.Duration(ms)*time.Millisecond, agentMaxWait)
+	}
+	deadline := time.After(wait)
+	for {
+		ws := memdb.NewWatchSet()
+		d, err := desiredOf(s.c.State(), ws, c.host.ID)
+		if err != nil {
+			return nil, agentErr(http.StatusInternalServerError, "desired state: %v", err)
+		}
+		if d.Index > since {
+			return d, nil
+		}
+		select {
+		case <-c.req.Context().Done():
+			return d, nil
+		case <-deadline:
+			return d, nil
+		case <-watchCh(ws):
+		}
+	}
+}
+
+// watchCh turns a watch set into a channel closed at its first change
+// (or after agentMaxWait).
+func watchCh(ws memdb.WatchSet) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		ws.Watch(time.After(agentMaxWait))
+		close(ch)
+	}()
+	return ch
+}
+
+func desiredOf(st *fsm.Store, ws memdb.WatchSet, hostID string) (*agent.Desired, error) {
+	h, err := fsm.Get[fsm.Host](st, ws, fsm.TableHosts, hostID)
+	if err != nil || h == nil {
+		return nil, err
+	}
+	d := &agent.Desired{Index: h.ModifyIndex, HostState: h.State, ResourceState: h.ResourceState, VMs: []agent.DesiredVM{}}
+	seen := map[string]bool{}
+	for _, index := range []string{"host", "migrate_to", "last_host"} {
+		vms, err := fsm.List[fsm.VM](st, ws, fsm.TableVMs, index, hostID)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range vms {
+			if seen[v.ID] {
+				continue
+			}
+			seen[v.ID] = true
+			dv, idx, err := desiredVM(st, ws, v, hostID)
+			if err != nil {
+				return nil, err
+			}
+			d.Index = max(d.Index, idx)
+			d.VMs = append(d.VMs, dv)
+		}
+	}
+	return d, nil
+}
+
+// desiredVM is one VM as host hostID must make it, with the highest index
+// of the rows it was built from.
+func desiredVM(st *fsm.Store, ws memdb.WatchSet, v *fsm.VM, hostID string) (agent.DesiredVM, uint64, error) {
+	spec := hypervisor.DomainSpec{UUID: v.ID, Name: hypervisor.DomainPrefix + v.InstanceName}
+	dv := agent.DesiredVM{ID: v.ID, Power: agent.WantAbsent, Spec: spec, HA: v.HAEnabled}
+	idx := v.ModifyIndex
+	switch {
+	case v.HostID == hostID:
+		dv.Power, dv.ForceStop, dv.RebootGen = agent.WantStopped, v.ForceStop, v.RebootGen
+		if v.Power == fsm.PowerOn {
+			dv.Power = agent.WantRunning
+		}
+		if v.MigrateTo != "" {
+			dv.MigrateTo = v.MigrateTo
+			if t, _ := fsm.Get[fsm.Host](st, nil, fsm.TableHosts, v.MigrateTo); t != nil {
+				dv.MigrateToURI = t.Details[hostDetailURI]
+			}
+		}
+	case v.MigrateTo == hostID:
+		dv.Power, dv.Incoming = agent.WantStopped, true
+	default:
+		return dv, idx, nil // moved away or stopped: no domain here
+	}
+	dv.Spec.VCPUs, dv.Spec.CPUMHz, dv.Spec.MemoryBytes = v.CPUNumber, int64(v.CPUSpeed), int64(v.MemoryMiB)<<20
+	for _, n := range v.NICs {
+		dv.Spec.NICs = append(dv.Spec.NICs, hypervisor.NICSpec{MAC: n.MAC})
+	}
+	vols, err := fsm.List[fsm.Volume](st, ws, fsm.TableVolumes, "vm", v.ID)
+	if err != nil {
+		return dv, idx, err
+	}
+	scheduler.SortByDevice(vols)
+	for _, vol := range vols {
+		idx = max(idx, vol.ModifyIndex)
+		if vol.PoolID == "" {
+			continue
+		}
+		p, err := fsm.Get[fsm.StoragePool](st, nil, fsm.TableStoragePools, vol.PoolID)
+		if err != nil || p == nil {
+			return dv, idx, err
+		}
+		pool, path := libvirtPool(p)
+		format := strings.ToLower(vol.Format)
+		if format != "raw" {
+			format = "qcow2"
+		}
+		name := vol.ID + "." + format
+		dv.Volumes = append(dv.Volumes, agent.DesiredVolume{ID: vol.ID, Pool: pool, PoolPath: path, Name: name,
+			SizeBytes: vol.SizeBytes, Format: format})
+		dv.Spec.Disks = append(dv.Spec.Disks, hypervisor.DiskSpec{Path: path + "/" + name, Format: format,
+			Device: "vd" + string(rune('a'+min(vol.DeviceID, 25))), Serial: strings.ReplaceAll(vol.ID, "-", "")[:20]})
+	}
+	return dv, idx, nil
+}
+
+// libvirtPool names a primary pool as agents define it in libvirt, and
+// where it lives on the host: NFS pools are mounted under /mnt/<pool id>,
+// as CloudStack's KVM agent does.
+func libvirtPool(p *fsm.StoragePool) (name, path string) {
+	name = "stratus-" + p.ID
+	switch p.Type {
+	case fsm.PoolTypeNFS:
+		return name, "/mnt/" + p.ID
+	default:
+		return name, strings.TrimRight(p.Path, "/")
+	}
+}

@@ -1,0 +1,154 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/stratus-cloud/stratus/fsm"
+	"github.com/stratus-cloud/stratus/hypervisor/agent"
+)
+
+// hostDetailURI is where a host's libvirt URI is kept: peers migrate to it.
+const hostDetailURI = "libvirt_uri"
+
+// applyFacts copies what an agent reports onto a host row and says whether
+// anything changed.
+func applyFacts(h *fsm.Host, req *agent.RegisterRequest) bool {
+	before := *h
+	f := req.Facts
+	h.CPUNumber, h.CPUSockets, h.CPUSpeed, h.MemoryTotal = f.CPUs, f.CPUSockets, f.CPUMHz, f.MemoryBytes
+	h.HypervisorVersion, h.Version, h.State = f.HypervisorVersion, req.AgentVersion, fsm.HostStateUp
+	changed := before.CPUNumber != h.CPUNumber || before.CPUSockets != h.CPUSockets || before.CPUSpeed != h.CPUSpeed ||
+		before.MemoryTotal != h.MemoryTotal || before.HypervisorVersion != h.HypervisorVersion || before.Version != h.Version ||
+		before.State != h.State
+	if req.URI != "" && h.Details[hostDetailURI] != req.URI {
+		if h.Details == nil {
+			h.Details = map[string]string{}
+		}
+		h.Details[hostDetailURI] = req.URI
+		changed = true
+	}
+	return changed
+}
+
+func (s *Server) agentRegister(c *agentCall) (any, *agentError) {
+	var req agent.RegisterRequest
+	if e := decodeAgent(c.body, &req); e != nil {
+		return nil, e
+	}
+	interval, ttl := agentTimings()
+	resp := agent.RegisterResponse{HeartbeatInterval: interval, LeaseTTL: ttl}
+	var token string
+	_, err := s.agentCommit(c.req.Context(), func(st *fsm.Store) ([]fsm.TxnOp, error) {
+		if c.host != nil {
+			h, err := fsm.Get[fsm.Host](st, nil, fsm.TableHosts, c.host.ID)
+			if err != nil || h == nil {
+				return nil, err
+			}
+			h = h.Copy()
+			resp.HostID = h.ID
+			if !applyFacts(h, &req) {
+				return nil, nil
+			}
+			return []fsm.TxnOp{fsm.Update(fsm.TableHosts, h)}, nil
+		}
+		ops, h, ae := s.registerByToken(st, &req)
+		if ae != nil {
+			return nil, ae
+		}
+		resp.HostID, token = h.ID, h.Token
+		return ops, nil
+	})
+	if err != nil {
+		var ae *agentError
+		if errors.As(err, &ae) {
+			return nil, ae
+		}
+		return nil, agentErr(http.StatusServiceUnavailable, "could not record the host: %v", err)
+	}
+	resp.Token = token
+	s.logger.Info("host agent registered", "host_id", resp.HostID, "address", req.Address)
+	return resp, nil
+}
+
+// registerByToken finds the host an agent with the registration token
+// stands for (by address in its zone) or adds it to the named cluster, and
+// gives it a fresh token.
+func (s *Server) registerByToken(st *fsm.Store, req *agent.RegisterRequest) ([]fsm.TxnOp, *fsm.Host, *agentError) {
+	if req.Address == "" || req.Zone == "" {
+		return nil, nil, agentErr(http.StatusBadRequest, "registration needs the host's address and zone")
+	}
+	zone, _ := st.Zone(nil, strings.ToLower(req.Zone))
+	if zone == nil {
+		zone, _ = st.ZoneByName(nil, req.Zone)
+	}
+	if zone == nil {
+		return nil, nil, agentErr(http.StatusBadRequest, "zone %s does not exist; create it first", req.Zone)
+	}
+	var h *fsm.Host
+	if hs, _ := fsm.List[fsm.Host](st, nil, fsm.TableHosts, "address", zone.ID, req.Address); len(hs) > 0 {
+		h = hs[0].Copy()
+	}
+	var ops []fsm.TxnOp
+	if h == nil {
+		cl := findByNameOrID[fsm.Cluster](st, fsm.TableClusters, zone.ID, req.Cluster)
+		if cl == nil {
+			return nil, nil, agentErr(http.StatusBadRequest, "cluster %q does not exist in zone %s; add it first", req.Cluster, zone.Name)
+		}
+		name := req.Name
+		if name == "" {
+			name = req.Address
+		}
+		h = &fsm.Host{
+			ID: newID(), Name: name, ZoneID: zone.ID, PodID: cl.PodID, ClusterID: cl.ID, Type: fsm.HostTypeRouting,
+			HypervisorType: fsm.HypervisorKVM, IPAddress: req.Address, URL: "http://" + hostForURL(req.Address),
+			ResourceState: fsm.ResourceStateEnabled, HAState: fsm.HAStateDisabled, Created: s.now().UTC(),
+		}
+		applyFacts(h, req)
+		h.Token = fsm.NewKey(32)
+		return append(ops, fsm.Create(fsm.TableHosts, h)), h, nil
+	}
+	applyFacts(h, req)
+	h.Token = fsm.NewKey(32)
+	return append(ops, fsm.Update(fsm.TableHosts, h)), h, nil
+}
+
+// findByNameOrID finds a row of a zone's table by ID or caseless name.
+func findByNameOrID[T any](st *fsm.Store, table, zoneID, key string) *T {
+	if key == "" {
+		return nil
+	}
+	if row, _ := fsm.Get[T](st, nil, table, strings.ToLower(key)); row != nil {
+		return row
+	}
+	if rows, _ := fsm.List[T](st, nil, table, "name", zoneID, key); len(rows) > 0 {
+		return rows[0]
+	}
+	return nil
+}
+
+func (s *Server) agentHeartbeat(c *agentCall) (any, *agentError) {
+	var hb agent.Heartbeat
+	if e := decodeAgent(c.body, &hb); e != nil {
+		return nil, e
+	}
+	// Only a change of state goes through raft: a heartbeat of a host that
+	// is already Up with the same hardware costs no write.
+	_, err := s.agentCommit(c.req.Context(), func(st *fsm.Store) ([]fsm.TxnOp, error) {
+		h, err := fsm.Get[fsm.Host](st, nil, fsm.TableHosts, c.host.ID)
+		if err != nil || h == nil {
+			return nil, err
+		}
+		h = h.Copy()
+		if !applyFacts(h, &agent.RegisterRequest{Facts: hb.Facts, AgentVersion: h.Version}) {
+			return nil, nil
+		}
+		return []fsm.TxnOp{fsm.Update(fsm.TableHosts, h)}, nil
+	})
+	if err != nil {
+		return nil, agentErr(http.StatusServiceUnavailable, "could not record the heartbeat: %v", err)
+	}
+	interval, ttl := agentTimings()
+	return agent.HeartbeatResponse{State: fsm.HostStateUp, HeartbeatInterval: interval, LeaseTTL: ttl}, nil
+}

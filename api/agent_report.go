@@ -1,0 +1,105 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/stratus-cloud/stratus/fsm"
+	"github.com/stratus-cloud/stratus/hypervisor"
+	"github.com/stratus-cloud/stratus/hypervisor/agent"
+)
+
+// agentReport commits what an agent observed. Reports about VMs the host
+// no longer holds are dropped: its next desired state tells it to let go.
+func (s *Server) agentReport(c *agentCall) (any, *agentError) {
+	var rep agent.Report
+	if e := decodeAgent(c.body, &rep); e != nil {
+		return nil, e
+	}
+	now := s.now().UTC()
+	idx, err := s.agentCommit(c.req.Context(), func(st *fsm.Store) ([]fsm.TxnOp, error) {
+		var ops []fsm.TxnOp
+		for _, r := range rep.VMs {
+			more, err := vmReportOps(st, c.host.ID, r, now)
+			if err != nil {
+				return nil, err
+			}
+			ops = append(ops, more...)
+		}
+		for _, r := range rep.Volumes {
+			vol, err := fsm.Get[fsm.Volume](st, nil, fsm.TableVolumes, r.ID)
+			if err != nil {
+				return nil, err
+			}
+			if vol == nil || r.Error != "" || (vol.Path == r.Path && vol.State == fsm.VolumeReady) {
+				continue
+			}
+			nv := vol.Copy()
+			nv.Path, nv.State = r.Path, fsm.VolumeReady
+			ops = append(ops, fsm.Update(fsm.TableVolumes, nv))
+		}
+		return ops, nil
+	})
+	if err != nil {
+		return nil, agentErr(http.StatusServiceUnavailable, "could not record the report: %v", err)
+	}
+	if idx == 0 {
+		idx = s.c.Status().AppliedIndex
+	}
+	return agent.ReportResponse{Index: idx}, nil
+}
+
+// vmReportOps turns one VM report into changes of the VM row.
+func vmReportOps(st *fsm.Store, hostID string, r agent.VMReport, now time.Time) ([]fsm.TxnOp, error) {
+	v, err := fsm.Get[fsm.VM](st, nil, fsm.TableVMs, r.ID)
+	if err != nil || v == nil || v.HostID != hostID {
+		return nil, err
+	}
+	power := ""
+	switch r.Power {
+	case hypervisor.PowerRunning, hypervisor.PowerPaused:
+		power = fsm.PowerOn
+	case hypervisor.PowerStopped:
+		power = fsm.PowerOff
+	}
+	if r.Absent {
+		power = fsm.PowerOff
+	}
+	nv := v.Copy()
+	nv.ObservedHostID, nv.ObservedPower, nv.ObservedRebootGen, nv.ObservedError = hostID, power, r.RebootGen, r.Error
+	if r.MigratedOut && v.MigrateTo != "" {
+		nv.MigratedOut = true
+	}
+	var ops []fsm.TxnOp
+	// A VM that stopped by itself (crash, shut down from inside) while it
+	// was meant to run is Stopped, as CloudStack's power state sync does:
+	// its capacity is given back and it stays where it is asked to be.
+	if r.Reason != "" && power == fsm.PowerOff && v.State == fsm.VMRunning && v.Power == fsm.PowerOn && v.MigrateTo == "" {
+		h, err := fsm.Get[fsm.Host](st, nil, fsm.TableHosts, hostID)
+		if err != nil {
+			return nil, err
+		}
+		nv.State, nv.Power, nv.LastHostID, nv.HostID, nv.PodID, nv.ClusterID = fsm.VMStopped, fsm.PowerOff, hostID, "", "", ""
+		nv.ObservedHostID, nv.ObservedPower = "", ""
+		if h != nil {
+			hc := h.Copy()
+			hc.CPUAllocated = max(0, hc.CPUAllocated-int64(v.CPUNumber)*int64(v.CPUSpeed))
+			hc.MemoryAllocated = max(0, hc.MemoryAllocated-int64(v.MemoryMiB)<<20)
+			ops = append(ops, fsm.Update(fsm.TableHosts, hc))
+		}
+		ops = append(ops, fsm.Create(fsm.TableEvents, &fsm.Event{
+			ID: uuid.NewString(), Type: "VM.STOP", Level: fsm.EventInfo, State: "Completed", AccountID: v.AccountID, DomainID: v.DomainID,
+			Description:  fmt.Sprintf("virtual machine %s stopped on host %s without being asked (%s)", v.Name, hostID, r.Reason),
+			ResourceType: resVM, ResourceID: v.ID, Created: now,
+		}))
+	}
+	if nv.ObservedHostID == v.ObservedHostID && nv.ObservedPower == v.ObservedPower && nv.ObservedRebootGen == v.ObservedRebootGen &&
+		nv.ObservedError == v.ObservedError && nv.MigratedOut == v.MigratedOut && len(ops) == 0 {
+		return nil, nil
+	}
+	nv.ObservedAt = now
+	return append(ops, fsm.Update(fsm.TableVMs, nv)), nil
+}
