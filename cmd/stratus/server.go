@@ -20,8 +20,8 @@ import (
 
 	"github.com/stratus-cloud/stratus/api"
 	"github.com/stratus-cloud/stratus/cluster"
-	"github.com/stratus-cloud/stratus/ops"
 	"github.com/stratus-cloud/stratus/hypervisor/agent"
+	"github.com/stratus-cloud/stratus/ops"
 	"github.com/stratus-cloud/stratus/scheduler"
 	"github.com/stratus-cloud/stratus/storage"
 )
@@ -203,7 +203,7 @@ func runServer(args []string) error {
 	node.AddLeadershipHooks("templates", templates.Establish, templates.Revoke)
 
 	srv := &http.Server{
-		Handler:           api.New(api.Config{Cluster: node, Logger: logger, Version: version,
+		Handler: api.New(api.Config{Cluster: node, Logger: logger, Version: version,
 			RegistrationToken: agent.RegistrationToken(f.secret)}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
