@@ -93,7 +93,7 @@ type Agent struct {
 	desired     *Desired      // the newest verified answer not yet taken
 	desiredNote chan struct{} // poked when desired is set
 	kick        chan struct{} // asks the reconciler for a pass
-	lost        chan struct{} // a proven 404: register again
+	lost        chan struct{} // a 404 for the host: register again
 
 	rep *reporter
 	rec *reconciler
@@ -237,7 +237,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	return nil
 }
 
-// markLost asks Run to register again (a proven 404 for the host).
+// markLost asks Run to register again (the servers answered 404 for the host).
 func (a *Agent) markLost() {
 	select {
 	case a.lost <- struct{}{}:

@@ -36,8 +36,8 @@ const maxResponse = 32 << 20
 type StatusError struct {
 	Status  int
 	Message string
-	// Proven is false when the response carried no valid proof; only
-	// proven errors may change what the agent does (re-register on 404).
+	// Proven is false when the response carried no valid proof: such an
+	// answer may only make the agent retry or register again.
 	Proven bool
 }
 
@@ -69,11 +69,13 @@ func statusOf(err error) (int, bool) {
 	return 0, false
 }
 
-// isNotFound reports whether err is a proven 404: the server does not know
-// the host.
+// isNotFound reports whether err is a 404: the server does not know the
+// host. An unproven 404 counts too: a server that lost the host may no
+// longer know its token to prove anything, and all the agent does about
+// it is register again, which harms nothing.
 func isNotFound(err error) bool {
-	st, proven := statusOf(err)
-	return st == http.StatusNotFound && proven
+	st, _ := statusOf(err)
+	return st == http.StatusNotFound
 }
 
 // isRejected reports whether err is a proven 400 or 422: the request
@@ -286,7 +288,7 @@ func (c *Client) try(ctx context.Context, base *url.URL, creds Credentials, call
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return true, fmt.Errorf("%s %s: %w", call.Method, base.Redacted(), err)
+		return true, err // a *url.Error: method, URL and cause
 	}
 	defer resp.Body.Close()
 	rb, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))

@@ -13,7 +13,7 @@ import (
 )
 
 // heartbeatLoop renews the host's lease every heartbeat interval until ctx
-// ends. A proven 404 ends the session so that Run registers again.
+// ends. A 404 ends the session so that Run registers again.
 func (a *Agent) heartbeatLoop(ctx context.Context) {
 	for failures := 0; ; {
 		err := a.heartbeat(ctx)
@@ -29,6 +29,7 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 		default:
 			if failures > 0 {
 				a.log.Info("heartbeat renewed again", "failures", failures)
+				a.reconnected()
 			}
 			failures = 0
 		}
@@ -122,7 +123,7 @@ func (a *Agent) watchDesired(ctx context.Context) {
 		}
 		if failures > 0 {
 			a.log.Info("desired state reachable again", "failures", failures, "index", d.Index)
-			a.rep.resetSent()
+			a.reconnected()
 			failures = 0
 		}
 		if d.Index > index {
@@ -130,6 +131,14 @@ func (a *Agent) watchDesired(ctx context.Context) {
 		}
 		a.offerDesired(&d)
 	}
+}
+
+// reconnected makes the agent report everything again after the servers
+// were unreachable: they may have missed reports or lost them in a
+// failover.
+func (a *Agent) reconnected() {
+	a.rep.resetSent()
+	poke(a.kick)
 }
 
 // offerDesired hands d to the reconciler, replacing an answer it has not

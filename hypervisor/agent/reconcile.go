@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -51,10 +52,10 @@ type vmState struct {
 	holdReason  string
 	holdRelease uint64 // desired index that reflects the report; 0 until acknowledged
 
-	failures  int
-	failIndex uint64
-	retryAt   time.Time
-	lastErr   string
+	failures int
+	failedOn string // fingerprint of the desired VM the last failure was for
+	retryAt  time.Time
+	lastErr  string
 }
 
 func newReconciler(a *Agent, gens map[string]int) *reconciler {
@@ -84,6 +85,8 @@ func (r *reconciler) run(ctx context.Context, events <-chan hypervisor.DomainEve
 			}
 		case ev := <-events:
 			r.event(ctx, ev)
+		case <-r.a.kick:
+			r.pass(ctx, false)
 		case <-timer.C:
 			r.pass(ctx, false)
 		}
@@ -269,20 +272,30 @@ func (r *reconciler) powerOf(ctx context.Context, uuid string) hypervisor.PowerS
 	return s.Power
 }
 
-// mayTry reports whether a failed action may be tried again: at a new
-// desired index at once, else after its backoff.
-func (st *vmState) mayTry(index uint64, now time.Time) bool {
-	return st.failures == 0 || index != st.failIndex || !now.Before(st.retryAt)
+// mayTry reports whether a failed action may be tried again: at once when
+// the servers changed what they want of the VM, else after its backoff.
+// (A new desired index alone is not enough: every report moves it.)
+func (st *vmState) mayTry(vm *DesiredVM, now time.Time) bool {
+	return st.failures == 0 || fingerprint(vm) != st.failedOn || !now.Before(st.retryAt)
 }
 
 // fail records a failed action and returns when to retry it.
-func (r *reconciler) fail(st *vmState, index uint64, err error) time.Duration {
+func (r *reconciler) fail(st *vmState, vm *DesiredVM, err error) time.Duration {
 	wait := r.a.retryWait(st.failures)
 	st.failures++
-	st.failIndex = index
+	st.failedOn = fingerprint(vm)
 	st.retryAt = r.a.now().Add(wait)
 	st.lastErr = err.Error()
 	return wait
+}
+
+// fingerprint identifies what the servers want of a VM.
+func fingerprint(vm *DesiredVM) string {
+	b, err := json.Marshal(vm)
+	if err != nil {
+		return ""
+	}
+	return string(b)
 }
 
 // succeeded clears the failures of st.
@@ -331,13 +344,13 @@ func (r *reconciler) reconcileVM(ctx context.Context, index uint64, vm *DesiredV
 	}
 	switch {
 	case vm.Power == WantAbsent:
-		return r.ensureAbsent(ctx, index, vm, st, exists)
+		return r.ensureAbsent(ctx, vm, st, exists)
 	case vm.MigrateTo != "":
-		return r.migrateOut(ctx, index, vm, st, status, exists)
+		return r.migrateOut(ctx, vm, st, status, exists)
 	case vm.Power == WantRunning:
 		return r.ensureRunning(ctx, index, vm, st, status, exists)
 	case vm.Power == WantStopped:
-		return r.ensureStopped(ctx, index, vm, st, status, exists)
+		return r.ensureStopped(ctx, vm, st, status, exists)
 	}
 	r.log.Warn("unknown desired power state", "vm_id", vm.ID, "power", vm.Power)
 	return nil, 0
@@ -353,7 +366,7 @@ func (r *reconciler) ensureRunning(ctx context.Context, index uint64, vm *Desire
 				st.held = false
 				r.a.rep.clearAck(vm.ID)
 			}
-			return r.maybeReboot(ctx, index, vm, st)
+			return r.maybeReboot(ctx, vm, st)
 		case hypervisor.PowerShutdown:
 			return report(vm, st, status.Power), r.poll
 		case hypervisor.PowerPaused, hypervisor.PowerUnknown:
@@ -370,7 +383,7 @@ func (r *reconciler) ensureRunning(ctx context.Context, index uint64, vm *Desire
 		r.a.rep.clearAck(vm.ID)
 	}
 	now := r.a.now()
-	if !st.mayTry(index, now) {
+	if !st.mayTry(vm, now) {
 		rep := report(vm, st, status.Power)
 		rep.Error, rep.Absent = st.lastErr, !exists
 		return rep, r.retryLeft(st)
@@ -380,7 +393,7 @@ func (r *reconciler) ensureRunning(ctx context.Context, index uint64, vm *Desire
 		err = r.a.driver.Start(ctx, withVolumePaths(vm.Spec, paths))
 	}
 	if err != nil {
-		wait := r.fail(st, index, err)
+		wait := r.fail(st, vm, err)
 		r.log.Error("cannot start domain", "vm_id", vm.ID, "uuid", domainUUID(vm), "error", err)
 		return r.failed(ctx, vm, st), wait
 	}
@@ -409,17 +422,17 @@ func (r *reconciler) released(index uint64, vm *DesiredVM, st *vmState) bool {
 }
 
 // maybeReboot reboots a running domain when a newer reboot was asked.
-func (r *reconciler) maybeReboot(ctx context.Context, index uint64, vm *DesiredVM, st *vmState) (*VMReport, time.Duration) {
+func (r *reconciler) maybeReboot(ctx context.Context, vm *DesiredVM, st *vmState) (*VMReport, time.Duration) {
 	rep := report(vm, st, hypervisor.PowerRunning)
 	if vm.RebootGen <= st.rebootDone {
 		return rep, 0
 	}
-	if !st.mayTry(index, r.a.now()) {
+	if !st.mayTry(vm, r.a.now()) {
 		rep.Error = st.lastErr
 		return rep, r.retryLeft(st)
 	}
 	if err := r.a.driver.Reboot(ctx, domainUUID(vm)); err != nil {
-		wait := r.fail(st, index, err)
+		wait := r.fail(st, vm, err)
 		r.log.Error("cannot reboot domain", "vm_id", vm.ID, "error", err)
 		return r.failed(ctx, vm, st), wait
 	}
@@ -432,7 +445,7 @@ func (r *reconciler) maybeReboot(ctx context.Context, index uint64, vm *DesiredV
 
 // ensureStopped asks the guest to shut down, and powers it off when it has
 // not within the grace period (at once with ForceStop).
-func (r *reconciler) ensureStopped(ctx context.Context, index uint64, vm *DesiredVM, st *vmState, status hypervisor.DomainStatus, exists bool) (*VMReport, time.Duration) {
+func (r *reconciler) ensureStopped(ctx context.Context, vm *DesiredVM, st *vmState, status hypervisor.DomainStatus, exists bool) (*VMReport, time.Duration) {
 	if !exists {
 		st.stopAsked = time.Time{}
 		return absent(vm, st), 0
@@ -467,7 +480,7 @@ func (r *reconciler) ensureStopped(ctx context.Context, index uint64, vm *Desire
 	}
 	r.markStopping(uuid)
 	if err := r.a.driver.Stop(ctx, uuid); err != nil && !errors.Is(err, hypervisor.ErrNotFound) {
-		wait := r.fail(st, index, err)
+		wait := r.fail(st, vm, err)
 		r.log.Error("cannot power off domain", "vm_id", vm.ID, "error", err)
 		return r.failed(ctx, vm, st), wait
 	}
@@ -479,13 +492,13 @@ func (r *reconciler) ensureStopped(ctx context.Context, index uint64, vm *Desire
 
 // ensureAbsent destroys the domain of a VM that must not be on this host.
 // Its volumes are left alone: the servers delete those through storage.
-func (r *reconciler) ensureAbsent(ctx context.Context, index uint64, vm *DesiredVM, st *vmState, exists bool) (*VMReport, time.Duration) {
+func (r *reconciler) ensureAbsent(ctx context.Context, vm *DesiredVM, st *vmState, exists bool) (*VMReport, time.Duration) {
 	st.volumes = nil
 	if exists {
 		uuid := domainUUID(vm)
 		r.markStopping(uuid)
 		if err := r.a.driver.Destroy(ctx, uuid); err != nil {
-			wait := r.fail(st, index, err)
+			wait := r.fail(st, vm, err)
 			r.log.Error("cannot destroy domain", "vm_id", vm.ID, "error", err)
 			return r.failed(ctx, vm, st), wait
 		}
@@ -498,7 +511,7 @@ func (r *reconciler) ensureAbsent(ctx context.Context, index uint64, vm *Desired
 // migrateOut moves the domain of vm to its MigrateTo host: live when the
 // driver can, else by a cold hand-over (power off and undefine here; the
 // target starts it once the servers see MigratedOut).
-func (r *reconciler) migrateOut(ctx context.Context, index uint64, vm *DesiredVM, st *vmState, status hypervisor.DomainStatus, exists bool) (*VMReport, time.Duration) {
+func (r *reconciler) migrateOut(ctx context.Context, vm *DesiredVM, st *vmState, status hypervisor.DomainStatus, exists bool) (*VMReport, time.Duration) {
 	handedOver := func() *VMReport {
 		rep := absent(vm, st)
 		rep.MigratedOut = true
@@ -512,7 +525,7 @@ func (r *reconciler) migrateOut(ctx context.Context, index uint64, vm *DesiredVM
 		rep.Error = "migration asked without migrate_to_uri"
 		return rep, 0
 	}
-	if !st.mayTry(index, r.a.now()) {
+	if !st.mayTry(vm, r.a.now()) {
 		rep := report(vm, st, status.Power)
 		rep.Error = st.lastErr
 		return rep, r.retryLeft(st)
@@ -527,13 +540,13 @@ func (r *reconciler) migrateOut(ctx context.Context, index uint64, vm *DesiredVM
 		case errors.Is(err, hypervisor.ErrMigrationUnsupported):
 			r.log.Info("live migration unsupported, handing the domain over cold", "vm_id", vm.ID, "to", vm.MigrateTo)
 		default:
-			wait := r.fail(st, index, err)
+			wait := r.fail(st, vm, err)
 			r.log.Error("cannot migrate domain", "vm_id", vm.ID, "to", vm.MigrateTo, "error", err)
 			return r.failed(ctx, vm, st), wait
 		}
 	}
 	if err := r.handOver(ctx, uuid); err != nil {
-		wait := r.fail(st, index, err)
+		wait := r.fail(st, vm, err)
 		r.log.Error("cannot hand the domain over", "vm_id", vm.ID, "error", err)
 		return r.failed(ctx, vm, st), wait
 	}

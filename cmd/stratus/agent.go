@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/stratus-cloud/stratus/hypervisor"
+	"github.com/stratus-cloud/stratus/hypervisor/agent"
+)
+
+type agentFlags struct {
+	servers, dataDir, libvirtURI        string
+	token, tokenFile                    string
+	regToken, regTokenFile              string
+	name, address, zone, pod, cluster   string
+	logLevel, logFormat                 string
+	serverList                          []string
+	resolvedToken, resolvedRegistration string
+}
+
+// parseAgentFlags reads the agent's flags; every flag also has an
+// environment variable STRATUS_AGENT_<NAME>. Tokens are best given by
+// environment or file, which ps does not show.
+func parseAgentFlags(args []string) (*agentFlags, error) {
+	f := &agentFlags{}
+	host, _ := os.Hostname()
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	fs.StringVar(&f.servers, "servers", envOr("AGENT_SERVERS", ""), "comma-separated base URLs of management servers or their load balancer (env STRATUS_AGENT_SERVERS; required)")
+	fs.StringVar(&f.dataDir, "data-dir", envOr("AGENT_DATA_DIR", "/var/lib/stratus-agent"), "directory for the host ID, its token and agent state (env STRATUS_AGENT_DATA_DIR)")
+	fs.StringVar(&f.libvirtURI, "libvirt-uri", envOr("AGENT_LIBVIRT_URI", "qemu:///system"), "libvirt URI of this host (env STRATUS_AGENT_LIBVIRT_URI)")
+	fs.StringVar(&f.token, "token", "", "host token from addHost; prefer env STRATUS_AGENT_TOKEN or -token-file")
+	fs.StringVar(&f.tokenFile, "token-file", envOr("AGENT_TOKEN_FILE", ""), "file holding the host token (env STRATUS_AGENT_TOKEN_FILE)")
+	fs.StringVar(&f.regToken, "registration-token", "", "the cloud's registration token; prefer env STRATUS_AGENT_REGISTRATION_TOKEN or -registration-token-file")
+	fs.StringVar(&f.regTokenFile, "registration-token-file", envOr("AGENT_REGISTRATION_TOKEN_FILE", ""), "file holding the registration token (env STRATUS_AGENT_REGISTRATION_TOKEN_FILE)")
+	fs.StringVar(&f.name, "name", envOr("AGENT_NAME", host), "host name shown in the cloud (env STRATUS_AGENT_NAME)")
+	fs.StringVar(&f.address, "address", envOr("AGENT_ADDRESS", ""), "management IP of this host (env STRATUS_AGENT_ADDRESS; required)")
+	fs.StringVar(&f.zone, "zone", envOr("AGENT_ZONE", ""), "zone name or ID, for registration with the registration token (env STRATUS_AGENT_ZONE)")
+	fs.StringVar(&f.pod, "pod", envOr("AGENT_POD", ""), "pod name or ID (env STRATUS_AGENT_POD)")
+	fs.StringVar(&f.cluster, "cluster", envOr("AGENT_CLUSTER", ""), "cluster name or ID (env STRATUS_AGENT_CLUSTER)")
+	fs.StringVar(&f.logLevel, "log-level", envOr("AGENT_LOG_LEVEL", "info"), "trace, debug, info, warn or error (env STRATUS_AGENT_LOG_LEVEL)")
+	fs.StringVar(&f.logFormat, "log-format", envOr("AGENT_LOG_FORMAT", "text"), "text or json (env STRATUS_AGENT_LOG_FORMAT)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	for _, s := range strings.Split(f.servers, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			f.serverList = append(f.serverList, s)
+		}
+	}
+	var err error
+	if f.resolvedToken, err = secretFrom(f.token, "AGENT_TOKEN", f.tokenFile); err != nil {
+		return nil, fmt.Errorf("host token: %w", err)
+	}
+	if f.resolvedRegistration, err = secretFrom(f.regToken, "AGENT_REGISTRATION_TOKEN", f.regTokenFile); err != nil {
+		return nil, fmt.Errorf("registration token: %w", err)
+	}
+	if f.resolvedToken == "" && f.resolvedRegistration == "" {
+		if _, err := os.Stat(filepath.Join(f.dataDir, "host.json")); err != nil {
+			return nil, errors.New("a host token (-token, -token-file) or the registration token (-registration-token, -registration-token-file) is required on first start")
+		}
+	}
+	switch {
+	case len(f.serverList) == 0:
+		return nil, errors.New("-servers is required")
+	case f.dataDir == "":
+		return nil, errors.New("-data-dir is required")
+	case f.address == "":
+		return nil, errors.New("-address is required")
+	case f.logFormat != "text" && f.logFormat != "json":
+		return nil, fmt.Errorf("-log-format must be text or json, not %q", f.logFormat)
+	case hclog.LevelFromString(f.logLevel) == hclog.NoLevel:
+		return nil, fmt.Errorf("-log-level %q is not one of trace, debug, info, warn, error", f.logLevel)
+	}
+	return f, nil
+}
+
+// secretFrom returns the flag's value, else the environment variable
+// STRATUS_<env>, else the trimmed content of file.
+func secretFrom(flagValue, env, file string) (string, error) {
+	if flagValue != "" {
+		return flagValue, nil
+	}
+	if v := os.Getenv("STRATUS_" + env); v != "" {
+		return v, nil
+	}
+	if file == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", file, err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// runAgent runs the host agent until SIGINT or SIGTERM. Stopping the
+// agent leaves every domain as it is.
+func runAgent(args []string) error {
+	f, err := parseAgentFlags(args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	logger := hclog.New(&hclog.LoggerOptions{
+		Name: "stratus", Level: hclog.LevelFromString(f.logLevel), JSONFormat: f.logFormat == "json", Output: os.Stderr,
+	})
+	drv, err := hypervisor.Open(f.libvirtURI, logger)
+	if err != nil {
+		return fmt.Errorf("open libvirt %s: %w", f.libvirtURI, err)
+	}
+	defer drv.Close()
+	a, err := agent.New(agent.Config{
+		Servers: f.serverList, DataDir: f.dataDir,
+		Token: f.resolvedToken, RegistrationToken: f.resolvedRegistration,
+		Name: f.name, Address: f.address, Zone: f.zone, Pod: f.pod, Cluster: f.cluster,
+		Driver: drv, Logger: logger, Version: version,
+	})
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	logger.Info("agent started", "servers", strings.Join(f.serverList, ","), "libvirt_uri", f.libvirtURI, "address", f.address, "version", version)
+	err = a.Run(ctx)
+	logger.Info("agent stopped", "host_id", a.HostID())
+	return err
+}
