@@ -15,6 +15,7 @@ const usage = `Usage: stratus <command> [flags]
 Commands:
   server    run a management server (a Raft member serving the CloudStack API)
   dev       run a local cloud: several servers on loopback, admin keys printed
+  agent     run the host agent: register with the servers, run their VMs on libvirt
   version   print the build version
 
 Run "stratus <command> -h" for the flags of a command.
@@ -31,6 +32,8 @@ func main() {
 		err = runServer(os.Args[2:])
 	case "dev":
 		err = runDev(os.Args[2:])
+	case "agent":
+		err = runAgent(os.Args[2:])
 	case "version", "-v", "--version":
 		fmt.Println(version)
 	case "help", "-h", "--help":
