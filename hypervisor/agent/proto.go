@@ -98,7 +98,9 @@ type RegisterResponse struct {
 type Heartbeat struct {
 	HostID  string                    `json:"host_id"`
 	SentAt  time.Time                 `json:"sent_at"`
-	Facts   hypervisor.HostFacts      `json:"facts"`
+	Facts hypervisor.HostFacts `json:"facts"`
+	// Domains is null when the agent could not ask the hypervisor, and
+	// an empty list when no managed domain exists.
 	Domains []hypervisor.DomainStatus `json:"domains"`
 	// CPUUsedPercent and MemoryUsedBytes are the host's current usage.
 	CPUUsedPercent  float64 `json:"cpu_used_percent"`
