@@ -96,9 +96,9 @@ type RegisterResponse struct {
 
 // Heartbeat renews the host's lease and carries its usage and what runs.
 type Heartbeat struct {
-	HostID  string                    `json:"host_id"`
-	SentAt  time.Time                 `json:"sent_at"`
-	Facts hypervisor.HostFacts `json:"facts"`
+	HostID string               `json:"host_id"`
+	SentAt time.Time            `json:"sent_at"`
+	Facts  hypervisor.HostFacts `json:"facts"`
 	// Domains is null when the agent could not ask the hypervisor, and
 	// an empty list when no managed domain exists.
 	Domains []hypervisor.DomainStatus `json:"domains"`
