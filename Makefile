@@ -13,9 +13,10 @@ all: build
 build: deps
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/stratus
 
-# A local 3-server cloud on loopback; state survives in $(DEV_DIR).
+# A local 3-server cloud on loopback with 3 simulated hosts (libvirt's test
+# driver) in a seeded zone; state survives in $(DEV_DIR).
 run: build
-	$(BIN) dev --dir $(DEV_DIR) --servers 3
+	$(BIN) dev --dir $(DEV_DIR) --servers 3 --hosts 3
 
 # Debian packages the build and tests need: libvirt-dev (cgo bindings of the
 # libvirt driver; its test:/// driver simulates hosts) and haproxy (the e2e

@@ -102,7 +102,7 @@ func runDev(args []string) error {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	dir := fs.String("dir", "", "directory for the cloud's data, logs and cloud.json (required; reused on the next run)")
 	servers := fs.Int("servers", 3, "management servers to start")
-	hosts := fs.Int("hosts", 0, "simulated hosts to start (host agents arrive with the hosts and VMs work)")
+	hosts := fs.Int("hosts", 0, "simulated hosts to start: host agents on libvirt's test driver, one host file each, in a seeded zone")
 	logLevel := fs.String("log-level", "info", "servers' log level")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -116,8 +116,8 @@ func runDev(args []string) error {
 	if *servers < 1 {
 		return errors.New("--servers must be at least 1")
 	}
-	if *hosts != 0 {
-		return errors.New("--hosts is not available yet: host agents come with the hosts and VMs work; use --hosts 0")
+	if *hosts < 0 {
+		return errors.New("--hosts must not be negative")
 	}
 	abs, err := filepath.Abs(*dir)
 	if err != nil {
@@ -202,6 +202,24 @@ func runDev(args []string) error {
 		return err
 	}
 	cloud.APIKey, cloud.SecretKey, cloud.Username, cloud.Password = keys.APIKey, keys.SecretKey, "admin", keys.Password
+	if *hosts > 0 {
+		d := &devAPI{url: cloud.APIURL, key: keys.APIKey, secret: keys.SecretKey, client: &http.Client{Timeout: 30 * time.Second}}
+		if err := seedDevZone(ctx, d, abs); err != nil {
+			stopAll()
+			return fmt.Errorf("seed the dev zone: %w", err)
+		}
+		agents, hostList, err := startDevHosts(abs, self, layout.Secret, cloud.Servers, *hosts)
+		procs = append(procs, agents...)
+		if err != nil {
+			stopAll()
+			return err
+		}
+		cloud.Hosts = hostList
+		if err := waitHostsUp(ctx, d, *hosts); err != nil {
+			stopAll()
+			return fmt.Errorf("hosts did not come up (agent logs in %s/hosts/*/agent.log): %w", abs, err)
+		}
+	}
 	b, _ := json.MarshalIndent(cloud, "", "  ")
 	if err := os.WriteFile(filepath.Join(abs, "cloud.json"), append(b, '\n'), 0o600); err != nil {
 		stopAll()
@@ -266,6 +284,9 @@ func printDevBanner(dir string, c CloudFile) {
 	fmt.Fprintf(&b, "\nStratus dev cloud is ready: %d servers\n\n", len(c.Servers))
 	for _, s := range c.Servers {
 		fmt.Fprintf(&b, "  %-10s %s  (pid %d)\n", s.ID, s.APIURL, s.PID)
+	}
+	for _, h := range c.Hosts {
+		fmt.Fprintf(&b, "  %-10s simulated host in zone %s  (agent pid %d)\n", h.Name, devZone, h.PID)
 	}
 	fmt.Fprintf(&b, "\n  API URL     %s\n  API key     %s\n  Secret key  %s\n", c.APIURL, c.APIKey, c.SecretKey)
 	if c.Password != "" {
