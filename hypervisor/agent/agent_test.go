@@ -611,3 +611,25 @@ func TestNewValidates(t *testing.T) {
 		t.Fatalf("with a kept token: %v", err)
 	}
 }
+
+func TestStopSeenWithoutEventIsHeld(t *testing.T) {
+	c := newCloud(t)
+	srv := c.serve("s1")
+	drv := newSpy("kvm1")
+	withHost(t, c, drv, []string{srv.URL}, nil)
+	c.setVM("host-a", vm("vm1", WantRunning))
+	reported(t, c, "vm1", "Running", isPower(hypervisor.PowerRunning))
+	// Powered off with no event (lost while the driver reconnected): the
+	// next pass must not simply start it again.
+	if err := drv.SetPower("vm1", hypervisor.PowerStopped); err != nil {
+		t.Fatal(err)
+	}
+	c.setVM("host-a", vm("vm2", WantStopped))
+	reported(t, c, "vm2", "Stopped", isPower(hypervisor.PowerStopped))
+	r := reportedEver(t, c, "vm1", "stopped outside", func(r VMReport) bool { return r.Reason != "" })
+	if r.Reason != ReasonStoppedOutside || r.Power != hypervisor.PowerStopped {
+		t.Errorf("report %+v", r)
+	}
+	// The servers saw it and still want it: it runs again.
+	waitFor(t, "vm1 started again", func() bool { return drv.count(drv.starts, "vm1") == 2 })
+}

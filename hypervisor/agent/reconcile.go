@@ -39,12 +39,14 @@ type reconciler struct {
 	stopping map[string]time.Time
 	wakeAt   time.Time
 	poll     time.Duration
+	events   <-chan hypervisor.DomainEvent
 }
 
 // vmState is what the agent remembers about one VM between passes.
 type vmState struct {
 	rebootDone int
 	stopAsked  time.Time // when the guest was asked to shut down
+	wasRunning bool      // last seen running, and the agent has not stopped it since
 	volumes    []VolumeReport
 
 	// held: the domain stopped on its own while it should run.
@@ -72,6 +74,7 @@ func (r *reconciler) newSession() { r.session.Store(true) }
 
 // run reconciles until ctx ends.
 func (r *reconciler) run(ctx context.Context, events <-chan hypervisor.DomainEvent) {
+	r.events = events
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
@@ -128,6 +131,7 @@ func (r *reconciler) pass(ctx context.Context, fresh bool) {
 	if d == nil {
 		return
 	}
+	r.drain()
 	want := make(map[string]bool, 2*len(d.VMs))
 	var reps []VMReport
 	var vols []VolumeReport
@@ -328,6 +332,7 @@ func (r *reconciler) reconcileVM(ctx context.Context, index uint64, vm *DesiredV
 		return nil, 0
 	}
 	if vm.Power != WantRunning || vm.MigrateTo != "" {
+		st.wasRunning = false // any stop from now on is the agent's
 		if st.held {
 			st.held = false
 			r.a.rep.clearAck(vm.ID)
@@ -366,12 +371,18 @@ func (r *reconciler) ensureRunning(ctx context.Context, index uint64, vm *Desire
 				st.held = false
 				r.a.rep.clearAck(vm.ID)
 			}
+			st.wasRunning = true
 			return r.maybeReboot(ctx, vm, st)
 		case hypervisor.PowerShutdown:
 			return report(vm, st, status.Power), r.poll
 		case hypervisor.PowerPaused, hypervisor.PowerUnknown:
 			return report(vm, st, status.Power), 0
 		}
+	}
+	if st.wasRunning && !r.excused(domainUUID(vm)) {
+		// It ran and stopped without the agent asking, and no event
+		// said so yet: the same as an event.
+		r.hold(vm, ReasonStoppedOutside)
 	}
 	if st.held {
 		if !r.released(index, vm, st) {
@@ -398,6 +409,7 @@ func (r *reconciler) ensureRunning(ctx context.Context, index uint64, vm *Desire
 		return r.failed(ctx, vm, st), wait
 	}
 	st.succeeded()
+	st.wasRunning = true
 	delete(r.stopping, domainUUID(vm))
 	// A fresh boot carries out every reboot asked so far.
 	r.setGen(vm.ID, st, vm.RebootGen)
@@ -640,21 +652,42 @@ func (r *reconciler) removeOrphans(ctx context.Context, want map[string]bool) {
 	}
 }
 
-// event acts on one lifecycle event: a domain that should run and stopped
-// without the agent asking is reported at once with a Reason and held
-// down; any other event of a desired VM triggers a pass.
+// event acts on one lifecycle event and runs a pass when it concerns a
+// desired VM.
 func (r *reconciler) event(ctx context.Context, ev hypervisor.DomainEvent) {
+	if r.note(ev) {
+		r.pass(ctx, false)
+	}
+}
+
+// drain notes the events already queued, so that a pass sees what the
+// hypervisor said before it acts on what it observes.
+func (r *reconciler) drain() {
+	for {
+		select {
+		case ev := <-r.events:
+			r.note(ev)
+		default:
+			return
+		}
+	}
+}
+
+// note records one lifecycle event: a domain that should run and stopped
+// without the agent asking is held down, to be reported with a Reason.
+// It reports whether the event concerns a desired VM.
+func (r *reconciler) note(ev hypervisor.DomainEvent) bool {
 	r.log.Debug("domain event", "uuid", ev.UUID, "kind", ev.Kind, "power", ev.Power)
 	vm := r.find(ev.UUID)
 	if vm == nil {
-		return
+		return false
 	}
 	var reason string
 	switch ev.Kind {
 	case hypervisor.EventCrashed:
 		reason = ReasonCrashed
 	case hypervisor.EventShutdown, hypervisor.EventStopped, hypervisor.EventRemoved:
-		if until, ok := r.stopping[ev.UUID]; ok && r.a.now().Before(until) {
+		if r.excused(ev.UUID) {
 			break // the agent stopped it
 		}
 		reason = ReasonStoppedOutside
@@ -662,15 +695,36 @@ func (r *reconciler) event(ctx context.Context, ev hypervisor.DomainEvent) {
 			reason = ReasonGuestShutdown
 		}
 	case hypervisor.EventStarted, hypervisor.EventDefined:
-		return // the agent's own start, or seen at the next pass
+		return false // the agent's own start, or seen at the next pass
 	}
-	if reason != "" && vm.Power == WantRunning && vm.MigrateTo == "" && !vm.Incoming {
-		st := r.state(vm)
-		st.held, st.holdReason, st.holdRelease = true, reason, 0
-		r.a.rep.clearAck(vm.ID)
-		r.log.Warn("domain stopped unexpectedly", "vm_id", vm.ID, "uuid", ev.UUID, "reason", reason)
+	if reason != "" {
+		r.hold(vm, reason)
 	}
-	r.pass(ctx, false)
+	return true
+}
+
+// hold keeps a VM that should run and stopped by itself down until the
+// servers have seen why. A more precise reason replaces a guessed one.
+func (r *reconciler) hold(vm *DesiredVM, reason string) {
+	if vm.Power != WantRunning || vm.MigrateTo != "" || vm.Incoming {
+		return
+	}
+	st := r.state(vm)
+	if st.held && st.holdReason == reason {
+		return
+	}
+	if st.held && reason == ReasonStoppedOutside {
+		return // the event said more than a pass can guess
+	}
+	st.held, st.holdReason, st.holdRelease, st.wasRunning = true, reason, 0, false
+	r.a.rep.clearAck(vm.ID)
+	r.log.Warn("domain stopped unexpectedly", "vm_id", vm.ID, "uuid", domainUUID(vm), "reason", reason)
+}
+
+// excused reports whether the agent itself stopped uuid lately.
+func (r *reconciler) excused(uuid string) bool {
+	until, ok := r.stopping[uuid]
+	return ok && r.a.now().Before(until)
 }
 
 // find returns the desired VM of a domain UUID, or nil.
