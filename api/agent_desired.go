@@ -25,6 +25,13 @@ func (s *Server) agentDesired(c *agentCall) (any, *agentError) {
 	if ms, err := strconv.Atoi(q.Get("wait")); err == nil && ms >= 0 {
 		wait = min(time.Duration(ms)*time.Millisecond, agentMaxWait)
 	}
+	if since == 0 {
+		// A full answer lets the agent destroy domains it does not list:
+		// it must not come from a server that lags behind.
+		if err := s.c.ConsistentRead(c.req.Context()); err != nil {
+			return nil, agentErr(http.StatusServiceUnavailable, "cannot read the current state: %v", err)
+		}
+	}
 	deadline := time.After(wait)
 	for {
 		ws := memdb.NewWatchSet()

@@ -163,7 +163,10 @@ func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := &Request{Ctx: r.Context(), Params: params, Caller: user, Account: acct, Format: format, srv: s}
-	if !cmd.Write && values.Get("consistency") != "stale" {
+	// Writes too: their handlers validate against the local state (the
+	// cluster a host joins, the zone a pod goes in), which on a follower
+	// may not yet hold a write acknowledged a moment ago by another server.
+	if cmd.Write || values.Get("consistency") != "stale" {
 		if err := s.c.ConsistentRead(r.Context()); err != nil {
 			fail(cmdName, s.clusterError(err))
 			return

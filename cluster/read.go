@@ -56,6 +56,12 @@ func (n *Node) fetchReadIndex(ctx context.Context) (uint64, error) {
 	}
 	var reply readIndexReply
 	if err := n.call(ctx, leaderURL, PathReadIndex, nil, &reply); err != nil {
+		if ctx.Err() == nil && !Retriable(err) && !errors.Is(err, errNotSent) {
+			// Asking for the read index changes nothing: a call that failed
+			// on the way (the leader died mid-answer) is retried like one
+			// that was never sent, while the hold timeout lasts.
+			return 0, fmt.Errorf("%w: %w", errNotSent, err)
+		}
 		return 0, err
 	}
 	return reply.Index, nil
