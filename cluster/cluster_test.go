@@ -90,10 +90,11 @@ func TestConcurrentReadsShareRoundTrips(t *testing.T) {
 			results <- idx
 		}()
 	}
-	// Let the callers pile up, then let rounds finish.
-	waitFor(t, 5*time.Second, "first round in flight", func() error {
-		if calls.Load() == 0 {
-			return errors.New("no round yet")
+	// Let every caller join a round (the first is in flight, the rest
+	// wait for the next), then let rounds finish.
+	waitFor(t, 5*time.Second, "all callers waiting", func() error {
+		if n := b.waiters(); calls.Load() == 0 || n < 50 {
+			return fmt.Errorf("%d of 50 callers waiting, %d rounds", n, calls.Load())
 		}
 		return nil
 	})

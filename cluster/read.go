@@ -76,6 +76,7 @@ type batcher struct {
 	mu      sync.Mutex
 	pending *round
 	running bool
+	waiting int // callers waiting for a round
 }
 
 type round struct {
@@ -98,13 +99,26 @@ func (b *batcher) do(ctx context.Context) (uint64, error) {
 		b.running = true
 		go b.loop()
 	}
+	b.waiting++
 	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		b.waiting--
+		b.mu.Unlock()
+	}()
 	select {
 	case <-r.done:
 		return r.idx, r.err
 	case <-ctx.Done():
 		return 0, fmt.Errorf("read index: %w", ctx.Err())
 	}
+}
+
+// waiters returns how many callers wait for a round.
+func (b *batcher) waiters() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.waiting
 }
 
 func (b *batcher) loop() {
