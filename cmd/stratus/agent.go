@@ -2,14 +2,18 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -23,6 +27,7 @@ type agentFlags struct {
 	regToken, regTokenFile              string
 	name, address, zone, pod, cluster   string
 	logLevel, logFormat                 string
+	statusAddr                          string
 	serverList                          []string
 	resolvedToken, resolvedRegistration string
 }
@@ -48,6 +53,7 @@ func parseAgentFlags(args []string) (*agentFlags, error) {
 	fs.StringVar(&f.cluster, "cluster", envOr("AGENT_CLUSTER", ""), "cluster name or ID (env STRATUS_AGENT_CLUSTER)")
 	fs.StringVar(&f.logLevel, "log-level", envOr("AGENT_LOG_LEVEL", "info"), "trace, debug, info, warn or error (env STRATUS_AGENT_LOG_LEVEL)")
 	fs.StringVar(&f.logFormat, "log-format", envOr("AGENT_LOG_FORMAT", "text"), "text or json (env STRATUS_AGENT_LOG_FORMAT)")
+	fs.StringVar(&f.statusAddr, "status-addr", envOr("AGENT_STATUS_ADDR", ""), "host:port serving GET /v1/status (host ID, name and the hypervisor's live domain list); empty turns it off. It is unauthenticated: bind loopback or a management network (env STRATUS_AGENT_STATUS_ADDR)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -131,8 +137,60 @@ func runAgent(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if f.statusAddr != "" {
+		stopStatus, err := serveAgentStatus(f.statusAddr, a, f.name, drv, logger)
+		if err != nil {
+			return err
+		}
+		defer stopStatus()
+	}
 	logger.Info("agent started", "servers", strings.Join(f.serverList, ","), "libvirt_uri", f.libvirtURI, "address", f.address, "version", version)
 	err = a.Run(ctx)
 	logger.Info("agent stopped", "host_id", a.HostID())
 	return err
+}
+
+// agentStatus is the answer of the agent's GET /v1/status.
+type agentStatus struct {
+	HostID  string                    `json:"host_id"` // empty before the first registration
+	Name    string                    `json:"name"`
+	Domains []hypervisor.DomainStatus `json:"domains"`
+}
+
+// serveAgentStatus serves GET /v1/status on addr until the returned stop
+// is called. Every answer reads the domain list from the hypervisor at
+// that moment, not from the agent's memory, so it shows what really runs
+// on the host; a hypervisor that cannot be read answers 503.
+func serveAgentStatus(addr string, a *agent.Agent, name string, drv hypervisor.Driver, logger hclog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on -status-addr %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		doms, err := drv.Domains(r.Context())
+		if err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+			return
+		}
+		if doms == nil {
+			doms = []hypervisor.DomainStatus{}
+		}
+		_ = json.NewEncoder(w).Encode(agentStatus{HostID: a.HostID(), Name: name, Domains: doms})
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	log := logger.Named("status")
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("status server stopped", "error", err)
+		}
+	}()
+	log.Info("serving status", "addr", ln.Addr().String())
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}, nil
 }

@@ -54,8 +54,9 @@ type CloudServer struct {
 
 // CloudHost is one simulated host agent process.
 type CloudHost struct {
-	Name string `json:"name"`
-	PID  int    `json:"pid"`
+	Name      string `json:"name"`
+	PID       int    `json:"pid"`
+	StatusURL string `json:"status_url"` // the agent's GET /v1/status: its live domain list
 }
 
 func freePort() (string, error) {

@@ -187,7 +187,8 @@ func devOSType(ctx context.Context, d *devAPI) string {
 }
 
 // startDevHosts writes a libvirt test-driver host file for each simulated
-// host and starts its agent as a child process.
+// host and starts its agent as a child process, with its status endpoint
+// (the host's live domain list) on a free loopback port.
 func startDevHosts(dir, self, secret string, servers []CloudServer, n int) ([]*exec.Cmd, []CloudHost, error) {
 	var urls []string
 	for _, s := range servers {
@@ -209,16 +210,21 @@ func startDevHosts(dir, self, secret string, servers []CloudServer, n int) ([]*e
 		if err != nil {
 			return procs, hosts, fmt.Errorf("open agent log: %w", err)
 		}
+		statusAddr, err := freePort()
+		if err != nil {
+			_ = logFile.Close()
+			return procs, hosts, err
+		}
 		cmd := exec.Command(self, "agent", "-servers", strings.Join(urls, ","), "-data-dir", hdir,
 			"-libvirt-uri", "test://"+xml, "-name", name, "-address", fmt.Sprintf("10.0.0.%d", 10+i),
-			"-zone", devZone, "-pod", devPod, "-cluster", devCluster)
+			"-zone", devZone, "-pod", devPod, "-cluster", devCluster, "-status-addr", statusAddr)
 		cmd.Env = append(os.Environ(), "STRATUS_AGENT_REGISTRATION_TOKEN="+agent.RegistrationToken(secret))
 		cmd.Stdout, cmd.Stderr = logFile, logFile
 		if err := cmd.Start(); err != nil {
 			return procs, hosts, fmt.Errorf("start agent %s: %w", name, err)
 		}
 		procs = append(procs, cmd)
-		hosts = append(hosts, CloudHost{Name: name, PID: cmd.Process.Pid})
+		hosts = append(hosts, CloudHost{Name: name, PID: cmd.Process.Pid, StatusURL: "http://" + statusAddr + "/v1/status"})
 	}
 	return procs, hosts, nil
 }
