@@ -82,6 +82,9 @@ func toJobResponse(r *Request, j *fsm.AsyncJob) jobResponse {
 // runner commits only {"virtualmachine":{"id":...}}, because the names a VM
 // answer carries (zone, template, offering, owner) are the API's to fill.
 func expandJobResult(r *Request, j *fsm.AsyncJob) json.RawMessage {
+	if b, ok := expandComputeResult(r, j); ok {
+		return b
+	}
 	if j.Status != fsm.JobSucceeded || j.InstanceType != vmInstanceType {
 		return j.Result
 	}

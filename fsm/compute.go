@@ -292,6 +292,7 @@ func init() {
 			{Index: "migrate_to", Table: TableHosts, Value: func(o Object) string { return o.(*VM).MigrateTo }},
 			{Index: "offering", Table: TableServiceOfferings, Value: func(o Object) string { return o.(*VM).ServiceOfferingID }},
 			{Index: "template", Table: TableTemplates, Value: func(o Object) string { return o.(*VM).TemplateID }},
+			{Index: "affinity", Table: TableAffinityGroups, Values: func(o Object) []string { return o.(*VM).AffinityGroupIDs }},
 		},
 		Label: func(o Object) string { return o.(*VM).Name },
 	})

@@ -60,7 +60,11 @@ func computeFixture(t *testing.T) *FSM {
 func TestComputeIntegrityRules(t *testing.T) {
 	f := computeFixture(t)
 	vm := testVM("vm-1", "web1", "10.1.0.5")
-	vm.HostID = "h-1"
+	vm.HostID, vm.AffinityGroupIDs = "h-1", []string{"ag-1"}
+	group := &AffinityGroup{ID: "ag-1", Name: "apart", Type: AntiAffinityHost, AccountID: "a-eng", DomainID: "d-eng", Created: testTime}
+	if err := apply(t, f, 9, TxnRequestType, TxnRequest{Ops: []TxnOp{Create(TableAffinityGroups, group)}}); err != nil {
+		t.Fatalf("create affinity group: %v", err)
+	}
 	vol := &Volume{ID: "vol-1", Name: "ROOT-1", AccountID: "a-eng", DomainID: "d-eng", ZoneID: "z-1", Type: VolumeRoot, VMID: "vm-1",
 		PoolID: "sp-1", SizeBytes: 1 << 30, State: VolumeReady, Created: testTime}
 	if err := apply(t, f, 10, TxnRequestType, TxnRequest{Ops: []TxnOp{Create(TableVMs, vm), Create(TableVolumes, vol)}}); err != nil {
@@ -89,6 +93,12 @@ func TestComputeIntegrityRules(t *testing.T) {
 		{"delete a pool holding a volume", Delete(TableStoragePools, "sp-1"), ErrInUse, "volume ROOT-1 still uses it"},
 		{"delete a VM with an attached volume", Delete(TableVMs, "vm-1"), ErrInUse, "volume ROOT-1 still uses it"},
 		{"delete the VM's offering", Delete(TableServiceOfferings, "so-1"), ErrInUse, "virtual machine web1 still uses it"},
+		{"delete an affinity group with a VM in it", Delete(TableAffinityGroups, "ag-1"), ErrInUse, "virtual machine web1 still uses it"},
+		{"VM in a missing affinity group", func() TxnOp {
+			v := testVM("vm-7", "web7", "10.1.0.8")
+			v.AffinityGroupIDs = []string{"ag-1", "ag-missing"}
+			return Create(TableVMs, v)
+		}(), ErrNotFound, "affinity group ag-missing does not exist"},
 	}
 	for i, tc := range cases {
 		err := apply(t, f, uint64(20+i), TxnRequestType, TxnRequest{Ops: []TxnOp{tc.op}})

@@ -25,6 +25,20 @@ type Ref struct {
 	Index string              // index on the referencing table
 	Table string              // referenced table
 	Value func(Object) string // the referenced ID, "" for none
+	// Values, instead of Value, names several referenced IDs (a field
+	// with a string-slice index, such as a VM's affinity groups).
+	Values func(Object) []string
+}
+
+// ids returns the IDs a row points at through r.
+func (r Ref) ids(o Object) []string {
+	if r.Values != nil {
+		return r.Values(o)
+	}
+	if id := r.Value(o); id != "" {
+		return []string{id}
+	}
+	return nil
 }
 
 // UniqueKey is a set of fields no two rows of a table may share, such as a
@@ -117,16 +131,14 @@ func (d *TableDef) checkUnique(txn *memdb.Txn, obj Object) error {
 // checkRefs fails when obj points at a row that does not exist.
 func (d *TableDef) checkRefs(txn *memdb.Txn, obj Object) error {
 	for _, r := range d.Refs {
-		id := r.Value(obj)
-		if id == "" {
-			continue
-		}
-		target, err := txn.First(r.Table, "id", id)
-		if err != nil {
-			return fmt.Errorf("%s reference to %s: %w", d.Name, r.Table, err)
-		}
-		if target == nil {
-			return stateErr(KindNotFound, "%s %s does not exist", nounOf(r.Table), id)
+		for _, id := range r.ids(obj) {
+			target, err := txn.First(r.Table, "id", id)
+			if err != nil {
+				return fmt.Errorf("%s reference to %s: %w", d.Name, r.Table, err)
+			}
+			if target == nil {
+				return stateErr(KindNotFound, "%s %s does not exist", nounOf(r.Table), id)
+			}
 		}
 	}
 	return nil

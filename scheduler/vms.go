@@ -131,6 +131,11 @@ func deref(s *Step) Step {
 }
 
 func place(st *fsm.Store, j *fsm.AsyncJob, v *fsm.VM) (Step, error) {
+	// Plan and read the rows the plan changes from one snapshot: read
+	// afresh, a host could already hold what another placement committed
+	// since the plan was made, and the compare-and-set of its update would
+	// not notice.
+	st = st.Snapshot()
 	vols, err := vmVolumes(st, v.ID)
 	if err != nil {
 		return Step{}, err
@@ -374,7 +379,7 @@ func expungeVM(st *fsm.Store, j *fsm.AsyncJob, v *fsm.VM) (Step, error) {
 	for _, vol := range vols {
 		if vol.Type != fsm.VolumeRoot {
 			nv := vol.Copy()
-			nv.VMID, nv.DeviceID = "", 0
+			nv.VMID, nv.DeviceID, nv.Attached = "", 0, time.Time{}
 			ops = append(ops, fsm.Update(fsm.TableVolumes, nv))
 			continue
 		}
@@ -437,6 +442,7 @@ func migrateStep(_ context.Context, st *fsm.Store, j *fsm.AsyncJob) (Step, error
 	if v.State != fsm.VMRunning || v.HostID == "" {
 		return Fail(codeParam, "virtual machine %s is %s; only a Running VM can be migrated", v.Name, v.State), nil
 	}
+	st = st.Snapshot() // plan and reserve from one view, as place does
 	vols, err := vmVolumes(st, v.ID)
 	if err != nil {
 		return Step{}, err
