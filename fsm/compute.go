@@ -102,7 +102,10 @@ type VM struct {
 	ObservedError     string    `json:"observed_error,omitempty"`
 	ObservedAt        time.Time `json:"observed_at,omitzero"`
 
-	HAEnabled        bool              `json:"ha_enabled,omitempty"`
+	HAEnabled bool `json:"ha_enabled,omitempty"`
+	// HAPending marks an HA VM of a fenced host that still waits to be
+	// started elsewhere (no capacity yet, or its restart job failed).
+	HAPending        bool              `json:"ha_pending,omitempty"`
 	UserData         string            `json:"user_data,omitempty"` // base64, as given
 	KeyPairs         []string          `json:"key_pairs,omitempty"`
 	Group            string            `json:"group,omitempty"`

@@ -12,6 +12,7 @@ func init() {
 		v.PodID, v.ClusterID, v.HostID, v.LastHostID, v.MigrateTo = "p-1", "c-1", "h-1", "h-0", "h-2"
 		v.ISOID, v.OSTypeID, v.ForceStop, v.RebootGen, v.MigratedOut = "iso-1", "os-1", true, 3, true
 		v.ObservedHostID, v.ObservedPower, v.ObservedRebootGen, v.ObservedError, v.ObservedAt = "h-1", PowerOn, 3, "none", testTime
+		v.HAPending = true
 		v.HAEnabled, v.UserData, v.KeyPairs, v.Group, v.Details = true, "aGk=", []string{"k1"}, "g", map[string]string{"a": "b"}
 		v.AffinityGroupIDs, v.Destroyed = []string{"ag-1"}, testTime
 		return v

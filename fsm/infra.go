@@ -58,8 +58,78 @@ const (
 	ResourceStateMaintenance        = "Maintenance"
 )
 
-// Host HA states (the Host HA framework's; Disabled until HA is configured).
-const HAStateDisabled = "Disabled"
+// Host HA states, as CloudStack's Host HA framework names them. A host
+// whose HA is not enabled is Disabled; an enabled one is Available while
+// it heartbeats, Suspect once its lease ran out, Fencing while a fence is
+// under way, Fenced once it is known off (its HA VMs may then run
+// elsewhere), and Ineligible when it cannot be fenced (provider none, or
+// every fence attempt failed): its VMs are then not restarted until an
+// operator confirms the host is down.
+const (
+	HAStateDisabled   = "Disabled"
+	HAStateAvailable  = "Available"
+	HAStateSuspect    = "Suspect"
+	HAStateFencing    = "Fencing"
+	HAStateFenced     = "Fenced"
+	HAStateIneligible = "Ineligible"
+)
+
+// HA (fence) providers of a host.
+const (
+	// HAProviderLease trusts the host's agent to have killed its HA guests
+	// once its lease ran out (self-fencing); only hosts whose agent says
+	// it can self-fence (SelfFence) may use it.
+	HAProviderLease = "lease"
+	// HAProviderIPMI powers the host off through its out-of-band
+	// management (ipmitool) and checks the power status afterwards.
+	HAProviderIPMI = "ipmi"
+	// HAProviderCommand runs the operator's fence command, configured on
+	// each management server (stratus server -fence-command).
+	HAProviderCommand = "command"
+	// HAProviderNone never fences: an operator confirms with
+	// declareHostAsDegraded that the host is down.
+	HAProviderNone = "none"
+)
+
+// OutOfBand is a host's out-of-band management (IPMI) configuration.
+// Password is a secret: it never leaves the store through API responses
+// or logs.
+type OutOfBand struct {
+	Enabled    bool   `json:"enabled"`
+	Driver     string `json:"driver"` // ipmitool
+	Address    string `json:"address"`
+	Port       int    `json:"port,omitempty"`
+	Username   string `json:"username,omitempty"`
+	Password   string `json:"password,omitempty"`
+	PowerState string `json:"power_state,omitempty"` // On, Off, Unknown: as last checked
+}
+
+// Settings of host liveness and HA, in seconds. An agent's lease runs
+// host.lease.ttl from when it sent its last heartbeat; the leader declares
+// the host's lease lost host.lease.ttl + host.lease.margin after it
+// received that heartbeat, so the agent's deadline always passes first.
+const (
+	SettingHeartbeatInterval = "host.heartbeat.interval"
+	SettingLeaseTTL          = "host.lease.ttl"
+	SettingLeaseMargin       = "host.lease.margin"
+	SettingFailoverGrace     = "ha.failover.grace"
+	SettingHARestartRate     = "ha.restart.rate"
+)
+
+func init() {
+	settingDefs = append(settingDefs,
+		SettingDef{Name: SettingHeartbeatInterval, Category: "Advanced", Type: "Integer", Default: "2", Dynamic: true,
+			Description: "Seconds between a host agent's heartbeats."},
+		SettingDef{Name: SettingLeaseTTL, Category: "Advanced", Type: "Integer", Default: "10", Dynamic: true,
+			Description: "Seconds a host agent's lease lasts from the heartbeat that renewed it; an agent that cannot renew it in time kills its HA guests."},
+		SettingDef{Name: SettingLeaseMargin, Category: "Advanced", Type: "Integer", Default: "4", Dynamic: true,
+			Description: "Seconds the leader waits past a host's lease before declaring it lost, so the agent's own deadline always passes first."},
+		SettingDef{Name: SettingFailoverGrace, Category: "Advanced", Type: "Integer", Default: "15", Dynamic: true,
+			Description: "Seconds a newly elected leader gives every host to heartbeat before it may declare one lost."},
+		SettingDef{Name: SettingHARestartRate, Category: "Advanced", Type: "Integer", Default: "20", Dynamic: true,
+			Description: "How many HA VMs of failed hosts the leader restarts per second at most."},
+	)
+}
 
 // Storage pool scopes, types and states.
 const (
@@ -220,9 +290,17 @@ type Host struct {
 	CPUUsedPercent float64 `json:"cpu_used_percent,omitempty"`
 	MemoryUsed     int64   `json:"memory_used,omitempty"`
 	// Host HA configuration.
-	HAEnabled          bool              `json:"ha_enabled"`
-	HAProvider         string            `json:"ha_provider,omitempty"`
-	HAState            string            `json:"ha_state"`
+	HAEnabled  bool   `json:"ha_enabled"`
+	HAProvider string `json:"ha_provider,omitempty"`
+	HAState    string `json:"ha_state"`
+	// SelfFence says the host's agent kills its HA guests when its lease
+	// runs out (a watchdog on a real host; always on libvirt's test
+	// driver, whose guests live in the agent process).
+	SelfFence bool       `json:"self_fence,omitempty"`
+	OutOfBand *OutOfBand `json:"out_of_band,omitempty"`
+	// StatusURL is where the host's agent answers its peers' lease
+	// questions (and operators' status requests).
+	StatusURL          string            `json:"status_url,omitempty"`
 	ManagementServerID string            `json:"management_server_id,omitempty"`
 	Annotation         string            `json:"annotation,omitempty"`
 	AnnotatedBy        string            `json:"annotated_by,omitempty"` // username
@@ -242,6 +320,10 @@ func (h *Host) Copy() *Host {
 	c := *h
 	c.HostTags = append([]string(nil), h.HostTags...)
 	c.Details = maps.Clone(h.Details)
+	if h.OutOfBand != nil {
+		o := *h.OutOfBand
+		c.OutOfBand = &o
+	}
 	return &c
 }
 

@@ -19,6 +19,8 @@ func init() {
 		h.CPUNumber, h.CPUSockets, h.CPUSpeed, h.MemoryTotal = 8, 1, 2400, 32<<30
 		h.CPUAllocated, h.MemoryAllocated, h.CPUUsedPercent, h.MemoryUsed = 1000, 1<<30, 12.5, 2<<30
 		h.HAEnabled, h.HAProvider, h.ManagementServerID = true, "kvmhaprovider", "ms-1"
+		h.SelfFence, h.StatusURL = true, "http://10.0.0.5:8250"
+		h.OutOfBand = &OutOfBand{Enabled: true, Driver: "ipmitool", Address: "10.9.0.5", Port: 623, Username: "root", Password: "pw", PowerState: "On"}
 		h.Annotation, h.AnnotatedBy, h.LastAnnotated = "rack 4", "admin", testTime
 		h.Details = map[string]string{"k": "v"}
 		h.LastPinged, h.Disconnected = testTime, testTime
