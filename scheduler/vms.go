@@ -35,6 +35,9 @@ const (
 	VMParamDeploy  = "deploy"  // "true" for deployVirtualMachine's start
 	VMParamSource  = "source"  // migration: the host the VM leaves
 	VMParamStartVM = "startvm" // deploy: "false" leaves the new VM Stopped
+	// migration: why the target could not start the VM after the source
+	// let go; the job then starts it again elsewhere
+	VMParamMigrateError = "migrateerror"
 )
 
 // maxStartHosts is how many hosts a start tries before it gives up.
@@ -418,7 +421,7 @@ func expungeVM(st *fsm.Store, j *fsm.AsyncJob, v *fsm.VM) (Step, error) {
 // the source to let go (live migration, or a cold hand-over where the
 // driver cannot migrate), then give the source's capacity back and wait
 // for the target to report the VM running.
-func migrateStep(_ context.Context, st *fsm.Store, j *fsm.AsyncJob) (Step, error) {
+func migrateStep(ctx context.Context, st *fsm.Store, j *fsm.AsyncJob) (Step, error) {
 	ws := memdb.NewWatchSet()
 	v, end, err := jobVM(st, ws, j)
 	if end != nil || err != nil {
@@ -435,9 +438,30 @@ func migrateStep(_ context.Context, st *fsm.Store, j *fsm.AsyncJob) (Step, error
 				jobEvent(j, "VM.MIGRATE", v, "migrated virtual machine %s from host %s to host %s", v.Name, j.Params[VMParamSource], v.HostID)), nil
 		}
 		if v.ObservedHostID == v.HostID && v.ObservedError != "" {
-			return startFailedOnHost(st, j, v)
+			// The source let go but the target cannot run the VM: start it
+			// again on any other host, as startVirtualMachine would, rather
+			// than leave it on none.
+			s, err := startFailedOnHost(st, j, v)
+			if err == nil && !s.Done {
+				s.Params[VMParamHost] = ""
+				s.Params[VMParamMigrateError] = fmt.Sprintf("host %s could not start it: %s", v.HostID, v.ObservedError)
+			}
+			return s, err
 		}
 		return Step{Wait: watchRows(ws, stepWait), WaitMax: stepWait}, nil
+	case "starting":
+		s, err := startStep(ctx, st, j)
+		if err == nil && s.Done && s.Err == nil {
+			// Running again, but not where it was sent.
+			f := Fail(codeResourceFail, "the migration of %s failed (%s); it was started again on host %s",
+				v.Name, j.Params[VMParamMigrateError], v.HostID)
+			f.Ops = s.Ops
+			return f, nil
+		}
+		return s, err
+	}
+	if j.Params[VMParamMigrateError] != "" {
+		return startStep(ctx, st, j) // placing again after a failed arrival
 	}
 	if v.State != fsm.VMRunning || v.HostID == "" {
 		return Fail(codeParam, "virtual machine %s is %s; only a Running VM can be migrated", v.Name, v.State), nil
