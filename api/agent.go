@@ -24,10 +24,8 @@ import (
 
 // Timing told to agents.
 const (
-	agentHeartbeatInterval = 5 * time.Second
-	agentLeaseTTL          = 30 * time.Second
-	agentMaxWait           = 60 * time.Second
-	agentCommitTries       = 8
+	agentMaxWait     = 60 * time.Second
+	agentCommitTries = 8
 )
 
 // agentCall is one authenticated agent request.
@@ -49,6 +47,10 @@ func (s *Server) agentRoutes(r *mux.Router) {
 type agentError struct {
 	status int
 	text   string
+	// relay, when set, is another server's whole answer (with its proof)
+	// to pass back unchanged.
+	relay []byte
+	proof string
 }
 
 func (e *agentError) Error() string { return e.text }
@@ -71,6 +73,13 @@ func (s *Server) agentHandler(h func(*agentCall) (any, *agentError)) http.Handle
 			return
 		}
 		out, ae := h(call)
+		if ae != nil && ae.relay != nil {
+			w.Header().Set(agent.HeaderProof, ae.proof)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(ae.status)
+			_, _ = w.Write(ae.relay)
+			return
+		}
 		if ae != nil {
 			s.logger.Warn("agent request refused", "path", req.URL.Path, "host_id", hostIDOf(call.host), "error", ae.text)
 			writeAgent(w, call.key, call.nonce, ae.status, map[string]string{"error": ae.text})
@@ -171,6 +180,17 @@ func decodeAgent(body []byte, v any) *agentError {
 	return nil
 }
 
-func agentTimings() (agent.Millis, agent.Millis) {
-	return agent.MillisOf(agentHeartbeatInterval), agent.MillisOf(agentLeaseTTL)
+// agentTimings returns the heartbeat interval and lease TTL agents are
+// told, from the cloud's settings.
+func (s *Server) agentTimings() (agent.Millis, agent.Millis) {
+	st := s.c.State()
+	interval := time.Duration(st.SettingInt(fsm.SettingHeartbeatInterval)) * time.Second
+	ttl := time.Duration(st.SettingInt(fsm.SettingLeaseTTL)) * time.Second
+	if interval <= 0 {
+		interval = 2 * time.Second
+	}
+	if ttl <= interval {
+		ttl = 5 * interval
+	}
+	return agent.MillisOf(interval), agent.MillisOf(ttl)
 }

@@ -69,6 +69,16 @@ func desiredOf(st *fsm.Store, ws memdb.WatchSet, hostID string) (*agent.Desired,
 		return nil, err
 	}
 	d := &agent.Desired{Index: h.ModifyIndex, HostState: h.State, ResourceState: h.ResourceState, VMs: []agent.DesiredVM{}}
+	peers, err := fsm.List[fsm.Host](st, ws, fsm.TableHosts, "cluster", h.ClusterID)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range peers {
+		if p.ID != h.ID && p.StatusURL != "" {
+			d.Peers = append(d.Peers, agent.Peer{HostID: p.ID, Name: p.Name, StatusURL: p.StatusURL})
+			d.Index = max(d.Index, p.ModifyIndex)
+		}
+	}
 	seen := map[string]bool{}
 	for _, index := range []string{"host", "migrate_to", "last_host"} {
 		vms, err := fsm.List[fsm.VM](st, ws, fsm.TableVMs, index, hostID)

@@ -1,9 +1,12 @@
 package api
 
 import (
+	"bytes"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/stratus-cloud/stratus/fsm"
 	"github.com/stratus-cloud/stratus/hypervisor/agent"
@@ -22,6 +25,10 @@ func applyFacts(h *fsm.Host, req *agent.RegisterRequest) bool {
 	changed := before.CPUNumber != h.CPUNumber || before.CPUSockets != h.CPUSockets || before.CPUSpeed != h.CPUSpeed ||
 		before.MemoryTotal != h.MemoryTotal || before.HypervisorVersion != h.HypervisorVersion || before.Version != h.Version ||
 		before.State != h.State
+	if h.StatusURL != req.StatusURL || h.SelfFence != req.SelfFence {
+		h.StatusURL, h.SelfFence = req.StatusURL, req.SelfFence
+		changed = true
+	}
 	if req.URI != "" && h.Details[hostDetailURI] != req.URI {
 		if h.Details == nil {
 			h.Details = map[string]string{}
@@ -37,7 +44,7 @@ func (s *Server) agentRegister(c *agentCall) (any, *agentError) {
 	if e := decodeAgent(c.body, &req); e != nil {
 		return nil, e
 	}
-	interval, ttl := agentTimings()
+	interval, ttl := s.agentTimings()
 	resp := agent.RegisterResponse{HeartbeatInterval: interval, LeaseTTL: ttl}
 	var token string
 	_, err := s.agentCommit(c.req.Context(), func(st *fsm.Store) ([]fsm.TxnOp, error) {
@@ -133,6 +140,11 @@ func (s *Server) agentHeartbeat(c *agentCall) (any, *agentError) {
 	if e := decodeAgent(c.body, &hb); e != nil {
 		return nil, e
 	}
+	// Heartbeats live in the leader's memory (its HA controller's lease
+	// timers): a follower passes them on.
+	if s.hb != nil && !s.hb.Heartbeat(c.host.ID, hb.SentAt, s.now()) {
+		return nil, s.forwardToLeader(c)
+	}
 	// Only a change of state goes through raft: a heartbeat of a host that
 	// is already Up with the same hardware costs no write.
 	_, err := s.agentCommit(c.req.Context(), func(st *fsm.Store) ([]fsm.TxnOp, error) {
@@ -141,7 +153,7 @@ func (s *Server) agentHeartbeat(c *agentCall) (any, *agentError) {
 			return nil, err
 		}
 		h = h.Copy()
-		if !applyFacts(h, &agent.RegisterRequest{Facts: hb.Facts, AgentVersion: h.Version}) {
+		if !applyFacts(h, &agent.RegisterRequest{Facts: hb.Facts, AgentVersion: h.Version, StatusURL: h.StatusURL, SelfFence: h.SelfFence}) {
 			return nil, nil
 		}
 		return []fsm.TxnOp{fsm.Update(fsm.TableHosts, h)}, nil
@@ -149,6 +161,57 @@ func (s *Server) agentHeartbeat(c *agentCall) (any, *agentError) {
 	if err != nil {
 		return nil, agentErr(http.StatusServiceUnavailable, "could not record the heartbeat: %v", err)
 	}
-	interval, ttl := agentTimings()
-	return agent.HeartbeatResponse{State: fsm.HostStateUp, HeartbeatInterval: interval, LeaseTTL: ttl}, nil
+	interval, ttl := s.agentTimings()
+	state := fsm.HostStateUp
+	if h, _ := fsm.Get[fsm.Host](s.c.State(), nil, fsm.TableHosts, c.host.ID); h != nil {
+		state = h.State
+	}
+	return agent.HeartbeatResponse{State: state, HeartbeatInterval: interval, LeaseTTL: ttl}, nil
+}
+
+// HeartbeatSink takes host heartbeats on the leader: the HA controller's
+// lease timers. Heartbeat returns false on a node that does not lead, and
+// the API then passes the request on to the leader.
+type HeartbeatSink interface {
+	Heartbeat(hostID string, sent, received time.Time) bool
+}
+
+// headerForwarded marks an agent request a follower passed to the leader,
+// so it is never passed on twice.
+const headerForwarded = "X-Stratus-Forwarded-By"
+
+// forwardToLeader sends the agent's request, as it came (its signature
+// covers it), to the leader and answers with the leader's answer, whose
+// proof the agent checks as usual.
+func (s *Server) forwardToLeader(c *agentCall) *agentError {
+	if c.req.Header.Get(headerForwarded) != "" {
+		return agentErr(http.StatusServiceUnavailable, "this server is no longer the leader; retry")
+	}
+	leader := ""
+	for _, p := range s.c.Status().Peers {
+		if p.Leader {
+			leader = p.APIURL
+		}
+	}
+	if leader == "" {
+		return agentErr(http.StatusServiceUnavailable, "no leader known; retry")
+	}
+	req, err := http.NewRequestWithContext(c.req.Context(), c.req.Method, strings.TrimSuffix(leader, "/")+c.req.URL.RequestURI(), bytes.NewReader(c.body))
+	if err != nil {
+		return agentErr(http.StatusInternalServerError, "forward: %v", err)
+	}
+	for _, h := range []string{agent.HeaderHost, agent.HeaderDate, agent.HeaderNonce, agent.HeaderSignature, "Content-Type"} {
+		req.Header.Set(h, c.req.Header.Get(h))
+	}
+	req.Header.Set(headerForwarded, s.c.ID())
+	resp, err := s.forwardClient.Do(req)
+	if err != nil {
+		return agentErr(http.StatusServiceUnavailable, "forward to the leader: %v", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBodyBytes))
+	if err != nil {
+		return agentErr(http.StatusServiceUnavailable, "read the leader's answer: %v", err)
+	}
+	return &agentError{status: resp.StatusCode, relay: body, proof: resp.Header.Get(agent.HeaderProof)}
 }

@@ -42,6 +42,9 @@ type Config struct {
 	// added to the cluster they name); empty turns that off, leaving only
 	// the host tokens of addHost.
 	RegistrationToken string
+	// Heartbeats, when set, takes agents' heartbeats on the leader (the
+	// HA controller); followers pass heartbeats on to the leader.
+	Heartbeats HeartbeatSink
 }
 
 // Server is the HTTP API of one Stratus node.
@@ -53,7 +56,9 @@ type Server struct {
 	cmds   registry
 	router *mux.Router
 	// regToken is the host registration token (see Config).
-	regToken string
+	regToken      string
+	hb            HeartbeatSink
+	forwardClient *http.Client
 }
 
 // New builds the server and its routes.
@@ -64,7 +69,8 @@ func New(cfg Config) *Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{c: cfg.Cluster, logger: cfg.Logger.Named("api"), ver: cfg.Version, now: cfg.Now, cmds: registry{}, regToken: cfg.RegistrationToken}
+	s := &Server{c: cfg.Cluster, logger: cfg.Logger.Named("api"), ver: cfg.Version, now: cfg.Now, cmds: registry{}, regToken: cfg.RegistrationToken,
+		hb: cfg.Heartbeats, forwardClient: &http.Client{Timeout: 10 * time.Second}}
 	s.cmds.add(zoneCommands()...)
 	s.cmds.add(configCommands()...)
 	s.cmds.add(userCommands()...)

@@ -82,6 +82,13 @@ type RegisterRequest struct {
 	URI          string               `json:"uri"`               // libvirt URI peers migrate to
 	AgentVersion string               `json:"agent_version"`
 	Facts        hypervisor.HostFacts `json:"facts"`
+	// StatusURL is where this agent answers its peers' lease questions
+	// (GET PathLease) and operators' status requests.
+	StatusURL string `json:"status_url,omitempty"`
+	// SelfFence says this agent kills its HA guests when its lease runs
+	// out, so the cloud may trust the lease as a fence (HA provider
+	// "lease"): true with a watchdog armed, and on libvirt's test driver.
+	SelfFence bool `json:"self_fence,omitempty"`
 }
 
 // RegisterResponse tells the agent who it is and how often to report.
@@ -122,6 +129,29 @@ type Desired struct {
 	HostState     string      `json:"host_state"`
 	ResourceState string      `json:"resource_state"`
 	VMs           []DesiredVM `json:"vms"`
+	// Peers are the other hosts of this host's cluster with a status URL:
+	// an agent that lost its lease asks them whether theirs is valid
+	// before it fences itself (see docs/ha.md).
+	Peers []Peer `json:"peers,omitempty"`
+}
+
+// Peer is another host of the cluster, as Desired lists it.
+type Peer struct {
+	HostID    string `json:"host_id"`
+	Name      string `json:"name"`
+	StatusURL string `json:"status_url"`
+}
+
+// PathLease is served by every agent on its status address: a peer asks
+// whether this agent's lease is valid.
+const PathLease = "/v1/lease"
+
+// LeaseStatus answers PathLease.
+type LeaseStatus struct {
+	HostID string `json:"host_id"`
+	Valid  bool   `json:"valid"`
+	// ExpiresIn is how long the lease still runs; 0 when not valid.
+	ExpiresIn Millis `json:"expires_in_ms"`
 }
 
 // Desired power states of a VM.
