@@ -1,0 +1,170 @@
+package storage
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/binary"
+	"encoding/hex"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stratus-cloud/stratus/fsm"
+)
+
+// memCluster applies commands straight to an FSM: the controller's logic
+// without raft.
+type memCluster struct {
+	mu    sync.Mutex
+	f     *fsm.FSM
+	index uint64
+}
+
+func (m *memCluster) State() *fsm.Store { return m.f.State() }
+
+func (m *memCluster) Apply(_ context.Context, t fsm.MessageType, body any) (uint64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.index++
+	return m.index, m.f.ApplyCommand(m.index, t, body)
+}
+
+var now = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+
+func newFixture(t *testing.T) *memCluster {
+	t.Helper()
+	m := &memCluster{f: fsm.New(nil)}
+	boot := &fsm.BootstrapRequest{
+		Meta:    fsm.Meta{ClusterID: "c", Created: now, AdminUserID: "u-admin"},
+		Domain:  fsm.Domain{ID: "d-root", Name: "ROOT", Path: "ROOT", Created: now},
+		Account: fsm.Account{ID: "a-admin", Name: "admin", DomainID: "d-root", Type: fsm.AccountTypeAdmin, RoleType: "Admin", State: fsm.StateEnabled, Created: now},
+		User:    fsm.User{ID: "u-admin", AccountID: "a-admin", DomainID: "d-root", Username: "admin", State: fsm.StateEnabled, APIKey: "k", SecretKey: "s", Created: now},
+	}
+	if _, err := m.Apply(context.Background(), fsm.BootstrapRequestType, boot); err != nil {
+		t.Fatal(err)
+	}
+	z := &fsm.Zone{ID: "z-1", Name: "one", NetworkType: "Advanced", AllocationState: fsm.AllocationEnabled, ZoneToken: "t", Created: now}
+	if _, err := m.Apply(context.Background(), fsm.TxnRequestType, fsm.TxnRequest{Ops: []fsm.TxnOp{fsm.Create("zones", z)}}); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// register commits a template with one copy in zone z-1, NOT_DOWNLOADED.
+func register(t *testing.T, m *memCluster, id, url, checksum string) {
+	t.Helper()
+	tmpl := &fsm.Template{ID: id, Name: id, DisplayText: id, Kind: fsm.ImageKindTemplate, TemplateType: fsm.TemplateTypeUser,
+		Format: "QCOW2", Hypervisor: "KVM", OSTypeID: fsm.OSTypeOtherLinux64, URL: url, Checksum: checksum,
+		AccountID: "a-admin", DomainID: "d-root", Created: now}
+	copyRow := &fsm.TemplateZone{ID: "tz-" + id, TemplateID: id, ZoneID: "z-1", DownloadState: fsm.DownloadNotDownloaded, Created: now}
+	if _, err := m.Apply(context.Background(), fsm.TxnRequestType, fsm.TxnRequest{Ops: []fsm.TxnOp{
+		fsm.Create(fsm.TableTemplates, tmpl), fsm.Create(fsm.TableTemplateZones, copyRow)}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitCopy waits until the copy of template id leaves NOT_DOWNLOADED.
+func waitCopy(t *testing.T, m *memCluster, id string) *fsm.TemplateZone {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		st := m.State()
+		ch, _ := st.Watch(fsm.TableTemplateZones)
+		c, _ := fsm.Get[fsm.TemplateZone](st, nil, fsm.TableTemplateZones, "tz-"+id)
+		if c != nil && c.DownloadState != fsm.DownloadNotDownloaded && c.DownloadState != fsm.DownloadInProgress {
+			return c
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			t.Fatalf("copy of %s still %+v", id, c)
+		}
+	}
+}
+
+// qcow2 returns a tiny image that starts with a qcow2 header declaring
+// virtual bytes.
+func qcow2(virtual uint64) []byte {
+	img := make([]byte, 4096)
+	copy(img, "QFI\xfb")
+	binary.BigEndian.PutUint32(img[4:], 3)
+	binary.BigEndian.PutUint64(img[24:], virtual)
+	return img
+}
+
+func TestTemplateSyncDownloadsMeasuresAndReportsErrors(t *testing.T) {
+	img := qcow2(8 << 30)
+	sum := md5.Sum(img)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/ok.qcow2":
+			_, _ = w.Write(img)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	m := newFixture(t)
+	register(t, m, "good", srv.URL+"/ok.qcow2", "{MD5}"+hex.EncodeToString(sum[:]))
+	register(t, m, "missing", srv.URL+"/gone.qcow2", "")
+	register(t, m, "badsum", srv.URL+"/ok.qcow2", "0123456789abcdef0123456789abcdef")
+	register(t, m, "ftp", "ftp://images.example/x.qcow2", "")
+
+	sync := NewTemplateSync(m, nil)
+	if err := sync.Establish(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer sync.Revoke()
+
+	good := waitCopy(t, m, "good")
+	if good.DownloadState != fsm.DownloadDownloaded || !good.IsReady || good.PhysicalSize != int64(len(img)) || good.Size != 8<<30 {
+		t.Errorf("good copy = %+v, want DOWNLOADED, ready, physical %d, virtual 8 GiB", good, len(img))
+	}
+	for id, want := range map[string]string{
+		"missing": "404 Not Found",
+		"badsum":  "checksum mismatch",
+		"ftp":     `scheme "ftp" is not supported`,
+	} {
+		c := waitCopy(t, m, id)
+		if c.DownloadState != fsm.DownloadError || c.IsReady || !strings.Contains(c.ErrorText, want) {
+			t.Errorf("%s copy = %+v, want DOWNLOAD_ERROR containing %q", id, c, want)
+		}
+	}
+}
+
+func TestTemplateSyncStopsOnRevokeAndResumesOnTheNextLeader(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+			_, _ = w.Write(qcow2(1 << 30))
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	m := newFixture(t)
+	register(t, m, "slow", srv.URL+"/slow.qcow2", "")
+
+	first := NewTemplateSync(m, nil)
+	if err := first.Establish(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	first.Revoke() // leadership lost mid-download: nothing is recorded
+	c, _ := fsm.Get[fsm.TemplateZone](m.State(), nil, fsm.TableTemplateZones, "tz-slow")
+	if c.DownloadState != fsm.DownloadNotDownloaded {
+		t.Fatalf("after revoke the copy is %s, want NOT_DOWNLOADED", c.DownloadState)
+	}
+	second := NewTemplateSync(m, nil)
+	if err := second.Establish(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer second.Revoke()
+	release <- struct{}{}
+	if got := waitCopy(t, m, "slow"); got.DownloadState != fsm.DownloadDownloaded || got.Size != 1<<30 {
+		t.Fatalf("copy after the next leader = %+v", got)
+	}
+}
