@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/stratus-cloud/stratus/cluster"
 	"github.com/stratus-cloud/stratus/fsm"
 )
 
@@ -76,14 +77,14 @@ const (
 // establish-leadership hook and stopped by the revoke hook; the next leader's
 // runner picks up every unfinished job from its last committed step.
 type Runner struct {
-	c        Cluster
-	logger   hclog.Logger
-	handlers map[string]Handler
-	now      func() time.Time
+	*cluster.LeaderTask // Establish and Revoke are leadership hooks
+	c                   Cluster
+	logger              hclog.Logger
+	handlers            map[string]Handler
+	now                 func() time.Time
 
 	mu      sync.Mutex
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	wg      sync.WaitGroup // job workers
 	running map[string]bool
 }
 
@@ -92,44 +93,25 @@ func NewRunner(c Cluster, logger hclog.Logger) *Runner {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	return &Runner{c: c, logger: logger.Named("jobs"), handlers: map[string]Handler{}, now: time.Now, running: map[string]bool{}}
+	r := &Runner{c: c, logger: logger.Named("jobs"), handlers: map[string]Handler{}, now: time.Now, running: map[string]bool{}}
+	r.LeaderTask = cluster.NewLeaderTask(r.lead)
+	return r
 }
 
 // Handle registers the handler of jobs whose Cmd is cmd. Register every
 // kind before the runner starts.
 func (r *Runner) Handle(cmd string, h Handler) { r.handlers[cmd] = h }
 
-// Establish starts the runner; it is a cluster.EstablishFunc.
-func (r *Runner) Establish(context.Context) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.cancel != nil {
-		return nil
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
-	r.wg.Add(1)
-	go r.watch(ctx)
-	return nil
-}
-
-// Revoke stops the runner and waits for its workers; it is a
-// cluster.RevokeFunc.
-func (r *Runner) Revoke() {
-	r.mu.Lock()
-	cancel := r.cancel
-	r.cancel = nil
-	r.mu.Unlock()
-	if cancel != nil {
-		cancel()
-	}
+// lead watches for jobs while this node leads, then waits for the workers
+// it started, so a revoked runner has stopped for good when Revoke returns.
+func (r *Runner) lead(ctx context.Context) {
+	r.watch(ctx)
 	r.wg.Wait()
 }
 
 // watch starts a worker for every pending job, now and whenever the jobs
 // table changes.
 func (r *Runner) watch(ctx context.Context) {
-	defer r.wg.Done()
 	for {
 		st := r.c.State()
 		changed, err := st.Watch(fsm.TableJobs)

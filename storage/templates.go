@@ -12,11 +12,11 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/stratus-cloud/stratus/cluster"
 	"github.com/stratus-cloud/stratus/fsm"
 )
 
@@ -36,13 +36,10 @@ type Cluster interface {
 // store: hosts fetch nothing from secondary storage until the storage
 // work that mounts it lands (libvirt's test driver needs no image).
 type TemplateSync struct {
-	c      Cluster
-	logger hclog.Logger
-	client *http.Client
-
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	*cluster.LeaderTask // Establish and Revoke are leadership hooks
+	c                   Cluster
+	logger              hclog.Logger
+	client              *http.Client
 }
 
 // NewTemplateSync returns the controller; cmd starts it on the leader.
@@ -50,37 +47,12 @@ func NewTemplateSync(c Cluster, logger hclog.Logger) *TemplateSync {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	return &TemplateSync{c: c, logger: logger.Named("templates"), client: &http.Client{Timeout: 10 * time.Minute}}
-}
-
-// Establish starts the controller; it is a cluster.EstablishFunc.
-func (t *TemplateSync) Establish(context.Context) error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.cancel != nil {
-		return nil
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.cancel = cancel
-	t.wg.Add(1)
-	go t.loop(ctx)
-	return nil
-}
-
-// Revoke stops it; it is a cluster.RevokeFunc.
-func (t *TemplateSync) Revoke() {
-	t.mu.Lock()
-	cancel := t.cancel
-	t.cancel = nil
-	t.mu.Unlock()
-	if cancel != nil {
-		cancel()
-	}
-	t.wg.Wait()
+	t := &TemplateSync{c: c, logger: logger.Named("templates"), client: &http.Client{Timeout: 10 * time.Minute}}
+	t.LeaderTask = cluster.NewLeaderTask(t.loop)
+	return t
 }
 
 func (t *TemplateSync) loop(ctx context.Context) {
-	defer t.wg.Done()
 	for ctx.Err() == nil {
 		st := t.c.State()
 		changed, err := st.Watch(fsm.TableTemplateZones)
