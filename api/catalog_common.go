@@ -282,3 +282,47 @@ func catalogPage[T any](r *Request, item string, items []T) (any, *Error) {
 func catalogSortByKey[T any](rows []*T, key func(*T) int) {
 	sort.SliceStable(rows, func(i, j int) bool { return key(rows[i]) < key(rows[j]) })
 }
+
+// catalogLabels applies an update's name, displaytext and sortkey.
+func catalogLabels(p Params, name, text *string, sortKey *int) *Error {
+	var e *Error
+	if p.Has("name") {
+		if *name, e = catalogName(p, "name"); e != nil {
+			return e
+		}
+	}
+	if p.Has("displaytext") {
+		if *text, e = catalogName(p, "displaytext"); e != nil {
+			return e
+		}
+	}
+	*sortKey, e = p.Int("sortkey", *sortKey)
+	return e
+}
+
+// catalogScopeNew reads a create's domainid and zoneid limits.
+func catalogScopeNew(r *Request) (domainIDs, zoneIDs []string, e *Error) {
+	if domainIDs, _, e = catalogScopeList(r, "domainid", fsm.TableDomains, ""); e != nil {
+		return nil, nil, e
+	}
+	if zoneIDs, _, e = catalogScopeList(r, "zoneid", catalogZonesTable, ""); e != nil {
+		return nil, nil, e
+	}
+	return domainIDs, zoneIDs, nil
+}
+
+// catalogScopeUpdate applies an update's domainid ("public" lifts the
+// limit) and zoneid ("all" lifts it) where they are given.
+func catalogScopeUpdate(r *Request, domainIDs, zoneIDs *[]string) *Error {
+	if ids, set, e := catalogScopeList(r, "domainid", fsm.TableDomains, "public"); e != nil {
+		return e
+	} else if set {
+		*domainIDs = ids
+	}
+	if ids, set, e := catalogScopeList(r, "zoneid", catalogZonesTable, "all"); e != nil {
+		return e
+	} else if set {
+		*zoneIDs = ids
+	}
+	return nil
+}

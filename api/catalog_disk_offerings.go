@@ -248,10 +248,7 @@ func createDiskOffering(r *Request) (any, *Error) {
 		return nil, e
 	}
 	o.Details = catalogDetails(p, "details")
-	if o.DomainIDs, _, e = catalogScopeList(r, "domainid", fsm.TableDomains, ""); e != nil {
-		return nil, e
-	}
-	if o.ZoneIDs, _, e = catalogScopeList(r, "zoneid", catalogZonesTable, ""); e != nil {
+	if o.DomainIDs, o.ZoneIDs, e = catalogScopeNew(r); e != nil {
 		return nil, e
 	}
 	ops := append([]fsm.TxnOp{fsm.Create(fsm.TableDiskOfferings, o),
@@ -270,17 +267,7 @@ func updateDiskOffering(r *Request) (any, *Error) {
 		return nil, e
 	}
 	o := cur.Copy()
-	if p.Has("name") {
-		if o.Name, e = catalogName(p, "name"); e != nil {
-			return nil, e
-		}
-	}
-	if p.Has("displaytext") {
-		if o.DisplayText, e = catalogName(p, "displaytext"); e != nil {
-			return nil, e
-		}
-	}
-	if o.SortKey, e = p.Int("sortkey", o.SortKey); e != nil {
+	if e := catalogLabels(p, &o.Name, &o.DisplayText, &o.SortKey); e != nil {
 		return nil, e
 	}
 	if p.Has("tags") {
@@ -292,15 +279,8 @@ func updateDiskOffering(r *Request) (any, *Error) {
 	if o.CacheMode, e = catalogChoice(p, "cachemode", o.CacheMode, offeringCacheModes...); e != nil {
 		return nil, e
 	}
-	if ids, set, e := catalogScopeList(r, "domainid", fsm.TableDomains, "public"); e != nil {
+	if e := catalogScopeUpdate(r, &o.DomainIDs, &o.ZoneIDs); e != nil {
 		return nil, e
-	} else if set {
-		o.DomainIDs = ids
-	}
-	if ids, set, e := catalogScopeList(r, "zoneid", catalogZonesTable, "all"); e != nil {
-		return nil, e
-	} else if set {
-		o.ZoneIDs = ids
 	}
 	ops := append([]fsm.TxnOp{fsm.Update(fsm.TableDiskOfferings, o),
 		r.event("DISK.OFFERING.EDIT", resDiskOffering, o.ID, "updated disk offering %s", o.Name)},

@@ -342,10 +342,7 @@ func createServiceOffering(r *Request) (any, *Error) {
 		o.DiskOfferingID = d.ID
 	}
 	o.Details = catalogDetails(p, "serviceofferingdetails")
-	if o.DomainIDs, _, e = catalogScopeList(r, "domainid", fsm.TableDomains, ""); e != nil {
-		return nil, e
-	}
-	if o.ZoneIDs, _, e = catalogScopeList(r, "zoneid", catalogZonesTable, ""); e != nil {
+	if o.DomainIDs, o.ZoneIDs, e = catalogScopeNew(r); e != nil {
 		return nil, e
 	}
 	ops := append([]fsm.TxnOp{fsm.Create(fsm.TableServiceOfferings, o),
@@ -364,17 +361,7 @@ func updateServiceOffering(r *Request) (any, *Error) {
 		return nil, e
 	}
 	o := cur.Copy()
-	if p.Has("name") {
-		if o.Name, e = catalogName(p, "name"); e != nil {
-			return nil, e
-		}
-	}
-	if p.Has("displaytext") {
-		if o.DisplayText, e = catalogName(p, "displaytext"); e != nil {
-			return nil, e
-		}
-	}
-	if o.SortKey, e = p.Int("sortkey", o.SortKey); e != nil {
+	if e := catalogLabels(p, &o.Name, &o.DisplayText, &o.SortKey); e != nil {
 		return nil, e
 	}
 	if p.Has("hosttags") {
@@ -383,15 +370,8 @@ func updateServiceOffering(r *Request) (any, *Error) {
 	if p.Has("storagetags") {
 		o.StorageTags = catalogTags(p, "storagetags")
 	}
-	if ids, set, e := catalogScopeList(r, "domainid", fsm.TableDomains, "public"); e != nil {
+	if e := catalogScopeUpdate(r, &o.DomainIDs, &o.ZoneIDs); e != nil {
 		return nil, e
-	} else if set {
-		o.DomainIDs = ids
-	}
-	if ids, set, e := catalogScopeList(r, "zoneid", catalogZonesTable, "all"); e != nil {
-		return nil, e
-	} else if set {
-		o.ZoneIDs = ids
 	}
 	ops := append([]fsm.TxnOp{fsm.Update(fsm.TableServiceOfferings, o),
 		r.event("SERVICE.OFFERING.EDIT", resServiceOffering, o.ID, "updated service offering %s", o.Name)},
