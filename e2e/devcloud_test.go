@@ -145,6 +145,16 @@ func startDevCloud(t *testing.T, bin string, n int) *devCloud {
 	return d
 }
 
+// hostByID returns the simulated host with that host ID, or an empty one.
+func (d *devCloud) hostByID(id string) *simHost {
+	for _, h := range d.hosts {
+		if h.id == id {
+			return h
+		}
+	}
+	return &simHost{}
+}
+
 // waitCloudFile waits until stratus dev has written a complete cloud.json.
 func (d *devCloud) waitCloudFile() error {
 	path := filepath.Join(d.dir, "cloud.json")

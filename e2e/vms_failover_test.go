@@ -82,7 +82,7 @@ func vmLeaderKillPhase(ctx context.Context, r *vmRun) {
 	}
 	r.allowRetries.Store(false)
 	t.Logf("e2e: killed leader %s (term %d) with %d deploys acknowledged; %s elected (term %d) in %s; %s",
-		c.killed.id, c.oldTerm, c.ackedAtKill, c.newLeader, c.newTerm, c.electedIn.Round(time.Millisecond), &r.retries)
+		c.killed.id, c.oldTerm, c.ackedAtKill, c.newLeader, c.newTerm, c.electedIn.Round(time.Millisecond), r.retrySummary())
 	// Jobs the old leader accepted and the new one finished: the point of
 	// the phase, so there must be some.
 	survived := 0
@@ -228,25 +228,35 @@ func vmAgentRestartPhase(ctx context.Context, r *vmRun) {
 	r.phase("agent restart", t0)
 }
 
-var domainStartedRE = regexp.MustCompile(`domain started: vm_id=(\S+)`)
+var (
+	domainStartedRE  = regexp.MustCompile(`domain started: vm_id=(\S+)`)
+	domainRebootedRE = regexp.MustCompile(`domain rebooted: vm_id=(\S+)`)
+)
 
-// requireStartedOnce reads every agent's log and fails the test unless
-// each VM of ids was started exactly once on all hosts together: a VM
-// started on one host and then again, after the leader change, on
-// another (or on the same one) would show twice, even when the orphan was
-// cleaned up between two samples.
-func (r *vmRun) requireStartedOnce(phase string, ids []string) {
+// agentLogVMs reads every agent's log and returns, per VM ID the pattern
+// captures, the hosts of every matching line.
+func (r *vmRun) agentLogVMs(re *regexp.Regexp) map[string][]string {
 	r.t.Helper()
-	starts := map[string][]string{}
+	out := map[string][]string{}
 	for _, h := range r.d.hosts {
 		b, err := os.ReadFile(h.logPath)
 		if err != nil {
-			r.t.Fatalf("%s: read the log of agent %s: %v", phase, h.name, err)
+			r.t.Fatalf("read the log of agent %s: %v", h.name, err)
 		}
-		for _, m := range domainStartedRE.FindAllSubmatch(b, -1) {
-			starts[string(m[1])] = append(starts[string(m[1])], h.name)
+		for _, m := range re.FindAllSubmatch(b, -1) {
+			out[string(m[1])] = append(out[string(m[1])], h.name)
 		}
 	}
+	return out
+}
+
+// requireStartedOnce fails the test unless the agents' logs show each VM
+// of ids started exactly once on all hosts together: a VM started on one
+// host and again, after the leader change, on another (or the same) one
+// would show twice, even if the orphan was cleaned up between two samples.
+func (r *vmRun) requireStartedOnce(phase string, ids []string) {
+	r.t.Helper()
+	starts := r.agentLogVMs(domainStartedRE)
 	for _, id := range ids {
 		if on := starts[id]; len(on) != 1 {
 			r.t.Errorf("%s: VM %s was started %d times, on %v", phase, id, len(on), on)

@@ -95,6 +95,14 @@ func (r *vmRun) call(what string, f func() error) error {
 	}
 }
 
+// retrySummary says how many retriable errors the calls absorbed.
+func (r *vmRun) retrySummary() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return fmt.Sprintf("%d retriable errors %v, longest streak %d over %s (%s)", r.retries.total, r.retries.byKind,
+		r.retries.longest, r.retries.longestFor.Round(time.Millisecond), r.retries.longestOnZone)
+}
+
 // jobOutcome is one async command and how its job ended.
 type jobOutcome struct {
 	item, id, jobID string // what it was for, the object ID the command answered, the job
@@ -463,7 +471,7 @@ func TestVMLifecycleOnSimulatedHosts(t *testing.T) {
 
 	sampler.check(t, "end")
 	t.Logf("e2e: phases: %s", strings.Join(r.phases, ", "))
-	t.Logf("e2e: host sampler: %s; API retries: %s", sampler, &r.retries)
+	t.Logf("e2e: host sampler: %s; API retries: %s", sampler, r.retrySummary())
 	t.Logf("e2e: whole test %s", time.Since(begin).Round(time.Millisecond))
 	d.c.checkNoCrash()
 }
@@ -492,9 +500,13 @@ func vmLifecyclePhases(ctx context.Context, r *vmRun) {
 	before := r.expectVMs("reboot", rebooted, "Running")
 	r.vmJob(ctx, "reboot", rebooted, r.reboot)
 	after := r.expectVMs("reboot", rebooted, "Running")
+	reboots := r.agentLogVMs(domainRebootedRE)
 	for _, id := range rebooted {
 		if after[id].Hostid != before[id].Hostid {
 			t.Fatalf("reboot moved %s from host %s to %s", id, before[id].Hostid, after[id].Hostid)
+		}
+		if len(reboots[id]) != 1 || r.d.hostByID(after[id].Hostid).name != reboots[id][0] {
+			t.Fatalf("reboot: VM %s on %s was rebooted by the agents of %v, want its own host once", id, after[id].Hostname, reboots[id])
 		}
 	}
 	checkHostsMatchAPI(t, r, "reboot")
