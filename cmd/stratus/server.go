@@ -201,6 +201,7 @@ func runServer(args []string) error {
 	scheduler.RegisterVolumeJobs(jobs)
 	scheduler.RegisterSnapshotJobs(jobs)
 	scheduler.RegisterAffinityJobs(jobs)
+	scheduler.RegisterMaintenanceJobs(jobs)
 	node.AddLeadershipHooks("jobs", jobs.Establish, jobs.Revoke)
 	templates := storage.NewTemplateSync(node, logger)
 	node.AddLeadershipHooks("templates", templates.Establish, templates.Revoke)
