@@ -228,8 +228,9 @@ func runDev(args []string) error {
 	}
 	printDevBanner(abs, cloud)
 
-	signal.Reset(syscall.SIGINT, syscall.SIGTERM)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	// End the start-up watcher first, or it could take the signal meant
+	// for the wait below.
+	cancel()
 	sig := <-sigs
 	fmt.Printf("\n%s: stopping the cloud ...\n", sig)
 	stopAll()
