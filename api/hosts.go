@@ -60,6 +60,7 @@ type hostResponse struct {
 	IsLocalStorageActive             bool              `json:"islocalstorageactive"`
 	HAHost                           bool              `json:"hahost"`
 	HostHA                           hostHAResponse    `json:"hostha"`
+	OutOfBandManagement              hostOOBMResponse  `json:"outofbandmanagement"`
 	UEFICapability                   bool              `json:"ueficapability"`
 	ManagementServerID               string            `json:"managementserverid,omitempty"`
 	Created                          string            `json:"created"`
@@ -115,6 +116,7 @@ var hostFields = withJobFields(
 	ResponseField{Name: "islocalstorageactive", Type: "boolean", Description: "Whether the host has local storage."},
 	ResponseField{Name: "hahost", Type: "boolean", Description: "Whether the host is reserved for HA restarts."},
 	ResponseField{Name: "hostha", Type: "hostharesponse", Description: "Host HA configuration: haenable, haprovider, hastate."},
+	ResponseField{Name: "outofbandmanagement", Type: "outofbandmanagementresponse", Description: "Out-of-band management: enabled, driver, address, port, username, powerstate (never the password)."},
 	ResponseField{Name: "ueficapability", Type: "boolean", Description: "Whether the host boots guests with UEFI."},
 	ResponseField{Name: "managementserverid", Type: "string", Description: "Management server the agent is connected to."},
 	ResponseField{Name: "created", Type: "date", Description: "When the host was added."},
@@ -183,7 +185,7 @@ func init() {
 					ParamSpec{Name: "resourcestate", Type: "string", Description: "Only hosts in this resource state."},
 					ParamSpec{Name: "hypervisor", Type: "string", Description: "Only hosts of this hypervisor."},
 					ParamSpec{Name: "hahost", Type: "boolean", Description: "Only hosts reserved for HA restarts (true) or only the others (false)."},
-					ParamSpec{Name: "outofbandmanagementenabled", Type: "boolean", Description: "Only hosts with out-of-band management on (true) or off (false); it is off on every host for now."},
+					ParamSpec{Name: "outofbandmanagementenabled", Type: "boolean", Description: "Only hosts with out-of-band management on (true) or off (false)."},
 					ParamSpec{Name: "details", Type: "list", Description: "Accepted for compatibility; every host comes with all its details."},
 				),
 				Handler: listHosts,
@@ -209,9 +211,10 @@ func toHostResponse(n *infraNames, h *fsm.Host) hostResponse {
 		CPUUsed:     formatDecimal(h.CPUUsedPercent) + "%",
 		MemoryTotal: h.MemoryTotal, MemoryAllocated: h.MemoryAllocated, MemoryAllocatedBytes: h.MemoryAllocated,
 		MemoryAllocatedPercentage: percentOf(float64(h.MemoryAllocated), memWith) + "%", MemoryWithOverprovisioning: formatDecimal(memWith),
-		MemoryUsed:         h.MemoryUsed,
-		HostHA:             hostHAResponse{HAEnable: h.HAEnabled, HAProvider: h.HAProvider, HAState: h.HAState},
-		ManagementServerID: h.ManagementServerID, Created: FormatTime(h.Created), LastPinged: FormatTime(h.LastPinged),
+		MemoryUsed:          h.MemoryUsed,
+		HostHA:              hostHAResponse{HAEnable: h.HAEnabled, HAProvider: h.HAProvider, HAState: h.HAState},
+		OutOfBandManagement: hostOOBM(h),
+		ManagementServerID:  h.ManagementServerID, Created: FormatTime(h.Created), LastPinged: FormatTime(h.LastPinged),
 		Disconnected: FormatTime(h.Disconnected), Annotation: h.Annotation, LastAnnotated: FormatTime(h.LastAnnotated),
 		Username: h.AnnotatedBy, HasAnnotations: h.Annotation != "", Details: h.Details,
 	}
@@ -477,8 +480,8 @@ func listHosts(r *Request) (any, *Error) {
 	if e != nil {
 		return nil, e
 	}
-	if (given(p, "hahost") && haHost) || (given(p, "outofbandmanagementenabled") && oobm) {
-		return ListBody("host", 0, nil), nil // no host is an HA-reserved host or has out-of-band management yet
+	if given(p, "hahost") && haHost {
+		return ListBody("host", 0, nil), nil // no host is an HA-reserved host
 	}
 	zoneID, podID, clusterID := strings.ToLower(p.String("zoneid")), strings.ToLower(p.String("podid")), strings.ToLower(p.String("clusterid"))
 	name, kw := p.String("name"), strings.ToLower(p.String("keyword"))
@@ -488,7 +491,8 @@ func listHosts(r *Request) (any, *Error) {
 		if (zoneID != "" && h.ZoneID != zoneID) || (podID != "" && h.PodID != podID) || (clusterID != "" && h.ClusterID != clusterID) ||
 			(name != "" && !strings.EqualFold(h.Name, name)) || !eqFold(p.String("type"), h.Type) || !eqFold(p.String("state"), h.State) ||
 			!eqFold(p.String("resourcestate"), h.ResourceState) || !eqFold(p.String("hypervisor"), h.HypervisorType) ||
-			!keywordMatch(kw, h.Name, h.IPAddress) {
+			!keywordMatch(kw, h.Name, h.IPAddress) ||
+			(given(p, "outofbandmanagementenabled") && oobm != (h.OutOfBand != nil && h.OutOfBand.Enabled)) {
 			continue
 		}
 		out = append(out, toHostResponse(n, h))
