@@ -96,8 +96,14 @@ func vmReportOps(st *fsm.Store, hostID string, r agent.VMReport, now time.Time) 
 			ResourceType: resVM, ResourceID: v.ID, Created: now,
 		}))
 	}
+	// A non-HA VM of a host that went Down is shown Stopped but keeps its
+	// host and desired power (the HA controller does that): when the host
+	// reports it running again, it is Running again.
+	if power == fsm.PowerOn && v.State == fsm.VMStopped && v.Power == fsm.PowerOn && v.MigrateTo == "" {
+		nv.State = fsm.VMRunning
+	}
 	if nv.ObservedHostID == v.ObservedHostID && nv.ObservedPower == v.ObservedPower && nv.ObservedRebootGen == v.ObservedRebootGen &&
-		nv.ObservedError == v.ObservedError && nv.MigratedOut == v.MigratedOut && len(ops) == 0 {
+		nv.ObservedError == v.ObservedError && nv.MigratedOut == v.MigratedOut && nv.State == v.State && len(ops) == 0 {
 		return nil, nil
 	}
 	nv.ObservedAt = now

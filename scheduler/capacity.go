@@ -33,6 +33,10 @@ func reserveHost(h *fsm.Host, v *fsm.VM, sign int64) fsm.TxnOp {
 	return fsm.Update(fsm.TableHosts, c)
 }
 
+// ReserveHost is reserveHost for the HA controller, which gives a fenced
+// host's capacity back when it restarts the host's VMs elsewhere.
+func ReserveHost(h *fsm.Host, v *fsm.VM, sign int64) fsm.TxnOp { return reserveHost(h, v, sign) }
+
 // storeView adapts a store snapshot to placement.State.
 type storeView struct{ st *fsm.Store }
 

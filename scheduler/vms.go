@@ -199,7 +199,7 @@ func waitStarted(st *fsm.Store, ws memdb.WatchSet, j *fsm.AsyncJob, v *fsm.VM) (
 	}
 	if v.ObservedHostID == v.HostID && v.ObservedPower == fsm.PowerOn {
 		nv := v.Copy()
-		nv.State = fsm.VMRunning
+		nv.State, nv.HAPending = fsm.VMRunning, false // an HA restart is done
 		typ := "VM.START"
 		if j.Params[VMParamDeploy] == "true" {
 			typ = "VM.CREATE"
@@ -250,6 +250,11 @@ func stopStep(_ context.Context, st *fsm.Store, j *fsm.AsyncJob) (Step, error) {
 		})
 	}
 	if v.State == fsm.VMStopped && v.HostID == "" {
+		if v.HAPending { // the owner's stop calls off a pending HA restart
+			nv := v.Copy()
+			nv.HAPending = false
+			return Succeed(VMResult(v.ID), fsm.Update(fsm.TableVMs, nv)), nil
+		}
 		return Succeed(VMResult(v.ID)), nil
 	}
 	if v.State != fsm.VMRunning && v.State != fsm.VMStarting && v.State != fsm.VMStopping && v.State != fsm.VMError {

@@ -1,0 +1,392 @@
+package ha
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/stratus-cloud/stratus/fsm"
+	"github.com/stratus-cloud/stratus/hypervisor/fence"
+)
+
+// Cluster is what the controller needs of the replicated core.
+type Cluster interface {
+	State() *fsm.Store
+	Apply(ctx context.Context, t fsm.MessageType, body any) (uint64, error)
+	// IsLeader says whether this node leads right now; leader-only
+	// actions check it again when they act (timers fire late).
+	IsLeader() bool
+}
+
+// Config configures a Controller. Only Cluster is required.
+type Config struct {
+	Cluster Cluster
+	// Fencers returns the fence driver of a provider (fsm.HAProvider*);
+	// cmd wires the drivers of hypervisor/fence. Nil knows only lease.
+	Fencers func(provider string) (fence.Fencer, error)
+	Clock   Clock // nil: the wall clock
+	Logger  hclog.Logger
+	// FenceTimeout bounds one fence attempt (default 60 s), FenceAttempts
+	// is how many attempts an out-of-band fence gets (default 3), with
+	// FenceBackoff (default 5 s) before the second, doubling after.
+	FenceTimeout  time.Duration
+	FenceAttempts int
+	FenceBackoff  time.Duration
+	// RetryInterval is how often HA VMs that could not be restarted yet
+	// (HAPending, Stopped: no capacity) are tried again (default 10 s).
+	RetryInterval time.Duration
+}
+
+// Controller keeps the hosts' lease timers while this node leads, fences
+// hosts whose lease ran out and restarts their HA VMs elsewhere. Only
+// changes of state go through raft; the timers live in memory and a new
+// leader re-arms them with the failover grace.
+type Controller struct {
+	cl      Cluster
+	fencers func(string) (fence.Fencer, error)
+	clock   Clock
+	logger  hclog.Logger
+	cfg     Config
+
+	mu      sync.Mutex
+	leading bool
+	term    uint64 // counts establishments; callbacks of an older term do nothing
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	timers  map[string]*hostTimer
+	fencing map[string]context.CancelFunc // hosts whose fence is under way
+	kick    chan struct{}                 // wakes the restarter
+}
+
+// hostTimer is one host's lease timer and the deadline it was armed for.
+type hostTimer struct {
+	timer    Timer
+	deadline time.Time
+}
+
+// New returns a controller; it does nothing until Establish.
+func New(cfg Config) *Controller {
+	if cfg.Clock == nil {
+		cfg.Clock = RealClock{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	if cfg.Fencers == nil {
+		cfg.Fencers = leaseOnly
+	}
+	if cfg.FenceTimeout <= 0 {
+		cfg.FenceTimeout = time.Minute
+	}
+	if cfg.FenceAttempts <= 0 {
+		cfg.FenceAttempts = 3
+	}
+	if cfg.FenceBackoff <= 0 {
+		cfg.FenceBackoff = 5 * time.Second
+	}
+	if cfg.RetryInterval <= 0 {
+		cfg.RetryInterval = 10 * time.Second
+	}
+	return &Controller{cl: cfg.Cluster, fencers: cfg.Fencers, clock: cfg.Clock, logger: cfg.Logger.Named("ha"), cfg: cfg,
+		timers: map[string]*hostTimer{}, fencing: map[string]context.CancelFunc{}}
+}
+
+// leaseFencer trusts the agent's self-fence: by the time the leader's
+// deadline passes, the agent's own has passed and it killed its HA guests.
+type leaseFencer struct{}
+
+func (leaseFencer) Name() string                              { return fsm.HAProviderLease }
+func (leaseFencer) Fence(context.Context, fence.Target) error { return nil }
+
+func leaseOnly(provider string) (fence.Fencer, error) {
+	if provider == fsm.HAProviderLease {
+		return leaseFencer{}, nil
+	}
+	return nil, fmt.Errorf("fence provider %s: %w", provider, fence.ErrNotConfigured)
+}
+
+// Provider returns the fence provider in force for a host, or "" when an
+// operator disabled HA for it. The rule: a host whose HA was never
+// configured (no provider) takes part in HA by default, with the lease
+// provider when its agent self-fences and none otherwise, so VM HA works
+// without any host HA setup; a configured host uses its provider while HA
+// is enabled; a configured host whose HA an operator disabled
+// (disableHAForHost: HAEnabled false, provider kept) is never fenced.
+func Provider(h *fsm.Host) string {
+	switch {
+	case h.HAProvider == "" && h.SelfFence:
+		return fsm.HAProviderLease
+	case h.HAProvider == "":
+		return fsm.HAProviderNone
+	case !h.HAEnabled:
+		return ""
+	}
+	return h.HAProvider
+}
+
+// healthyHAState is the HA state a heartbeating host shows.
+func healthyHAState(h *fsm.Host) string {
+	if Provider(h) == "" {
+		return fsm.HAStateDisabled
+	}
+	return fsm.HAStateAvailable
+}
+
+func seconds(st *fsm.Store, name string) time.Duration {
+	return time.Duration(max(0, st.SettingInt(name))) * time.Second
+}
+
+// graceOf is the failover grace in force: never shorter than the leader's
+// own lease deadline (ttl + margin), or a new leader could declare a host
+// lost while the lease the old leader granted still runs.
+func graceOf(st *fsm.Store) time.Duration {
+	return max(seconds(st, fsm.SettingFailoverGrace), seconds(st, fsm.SettingLeaseTTL)+seconds(st, fsm.SettingLeaseMargin))
+}
+
+// Establish arms every live host's timer with the failover grace (plus up
+// to a tenth of it in jitter, so the hosts of a big cloud do not all come
+// due at once) and starts the restarter; it is a cluster.EstablishFunc,
+// called after the barrier, so the state read here is current.
+func (c *Controller) Establish(context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.leading {
+		return nil
+	}
+	st := c.cl.State()
+	hosts, err := fsm.List[fsm.Host](st, nil, fsm.TableHosts, "id")
+	if err != nil {
+		return fmt.Errorf("ha: list hosts: %w", err)
+	}
+	c.leading = true
+	c.term++
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.kick = make(chan struct{}, 1)
+	grace := graceOf(st)
+	now := c.clock.Now()
+	for _, h := range hosts {
+		if !watched(h) {
+			continue
+		}
+		jitter := time.Duration(0)
+		if g := int64(grace / 10); g > 0 {
+			jitter = time.Duration(rand.Int64N(g))
+		}
+		c.armLocked(h.ID, now.Add(grace+jitter))
+	}
+	c.wg.Add(1)
+	go c.restarter(c.ctx, c.term)
+	c.logger.Info("host HA established", "hosts_armed", len(c.timers), "grace", grace)
+	return nil
+}
+
+// watched says whether a host's liveness is tracked from the start of a
+// term: it is Up, or its fence was under way when the last leader left.
+// Hosts in maintenance, down, or never connected wait for a heartbeat.
+func watched(h *fsm.Host) bool {
+	if h.ResourceState == fsm.ResourceStateMaintenance {
+		return false
+	}
+	return h.State == fsm.HostStateUp || resumable(h)
+}
+
+// resumable says whether a host's fence was started and not finished: it
+// is Disconnected and Suspect or Fencing, or Disconnected with HA disabled
+// by an operator (it still goes to Alert).
+func resumable(h *fsm.Host) bool {
+	return h.State == fsm.HostStateDisconnected &&
+		(h.HAState == fsm.HAStateSuspect || h.HAState == fsm.HAStateFencing || Provider(h) == "")
+}
+
+// Revoke stops every timer, fence and restart of this term and waits for
+// them; it is a cluster.RevokeFunc.
+func (c *Controller) Revoke() {
+	c.mu.Lock()
+	if !c.leading {
+		c.mu.Unlock()
+		return
+	}
+	c.leading = false
+	c.term++
+	for id, t := range c.timers {
+		t.timer.Stop()
+		delete(c.timers, id)
+	}
+	c.cancel()
+	c.mu.Unlock()
+	c.wg.Wait()
+	c.logger.Info("host HA revoked")
+}
+
+// Heartbeat renews a host's lease on the leader: its timer is re-armed at
+// received + host.lease.ttl + host.lease.margin. It returns false when
+// this node does not lead (the API then relays the heartbeat). A heartbeat
+// of a host that is not Up (or not showing its healthy HA state) commits
+// it Up and calls off a fence under way: the host is alive.
+func (c *Controller) Heartbeat(hostID string, sent, received time.Time) bool {
+	c.mu.Lock()
+	if !c.leading || !c.cl.IsLeader() {
+		c.mu.Unlock()
+		return false
+	}
+	st := c.cl.State()
+	c.armLocked(hostID, received.Add(seconds(st, fsm.SettingLeaseTTL)+seconds(st, fsm.SettingLeaseMargin)))
+	if stop := c.fencing[hostID]; stop != nil {
+		stop()
+	}
+	term, ctx := c.term, c.ctx
+	c.mu.Unlock()
+	h, err := fsm.Get[fsm.Host](st, nil, fsm.TableHosts, hostID)
+	if err == nil && h != nil && (h.State != fsm.HostStateUp || h.HAState != healthyHAState(h)) {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		c.markUp(ctx, term, hostID, sent)
+	}
+	return true
+}
+
+// armLocked (re)arms a host's timer for deadline. c.mu is held.
+func (c *Controller) armLocked(hostID string, deadline time.Time) {
+	d := deadline.Sub(c.clock.Now())
+	if t := c.timers[hostID]; t != nil {
+		t.deadline = deadline
+		t.timer.Reset(d)
+		return
+	}
+	term := c.term
+	t := &hostTimer{deadline: deadline}
+	t.timer = c.clock.AfterFunc(d, func() { c.fired(term, hostID) })
+	c.timers[hostID] = t
+}
+
+// fired runs when a host's timer comes due. The timer may have been
+// re-armed meanwhile (a heartbeat raced it): then it is only armed again.
+func (c *Controller) fired(term uint64, hostID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := c.timers[hostID]
+	if !c.leading || c.term != term || t == nil {
+		return
+	}
+	if left := t.deadline.Sub(c.clock.Now()); left > 0 {
+		t.timer.Reset(left)
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.expire(term, hostID)
+	}()
+}
+
+// acting says whether this term still leads: checked again right before
+// every leader-only action, since timers and fences finish late.
+func (c *Controller) acting(term uint64) bool {
+	c.mu.Lock()
+	ok := c.leading && c.term == term
+	c.mu.Unlock()
+	return ok && c.cl.IsLeader()
+}
+
+// wake asks the restarter to look again.
+func (c *Controller) wake() {
+	c.mu.Lock()
+	k := c.kick
+	c.mu.Unlock()
+	if k != nil {
+		select {
+		case k <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// errSkip ends a host mutation without a commit.
+var errSkip = errors.New("nothing to change")
+
+// mutateHost reads the host, lets change edit a copy (returning extra ops
+// to commit with it, or errSkip) and commits the host with compare-and-set,
+// reading again when another write got there first.
+func (c *Controller) mutateHost(ctx context.Context, term uint64, hostID string, change func(st *fsm.Store, h *fsm.Host) ([]fsm.TxnOp, error)) error {
+	for attempt := 0; ; attempt++ {
+		if !c.acting(term) {
+			return errSkip
+		}
+		st := c.cl.State()
+		h, err := fsm.Get[fsm.Host](st, nil, fsm.TableHosts, hostID)
+		if err != nil {
+			return fmt.Errorf("read host %s: %w", hostID, err)
+		}
+		if h == nil {
+			return errSkip
+		}
+		h = h.Copy()
+		extra, err := change(st, h)
+		if err != nil {
+			return err
+		}
+		ops := append([]fsm.TxnOp{fsm.Update(fsm.TableHosts, h)}, extra...)
+		_, err = c.cl.Apply(ctx, fsm.TxnRequestType, fsm.TxnRequest{Ops: ops})
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, fsm.ErrStale) || attempt >= 10 {
+			return fmt.Errorf("commit host %s: %w", hostID, err)
+		}
+	}
+}
+
+// markUp commits a heartbeating host Up with its healthy HA state. Its
+// agent, reading its desired state, destroys its copies of VMs that were
+// restarted elsewhere meanwhile; nothing else changes here.
+func (c *Controller) markUp(ctx context.Context, term uint64, hostID string, sent time.Time) {
+	var was string
+	err := c.mutateHost(ctx, term, hostID, func(st *fsm.Store, h *fsm.Host) ([]fsm.TxnOp, error) {
+		if h.State == fsm.HostStateUp && h.HAState == healthyHAState(h) {
+			return nil, errSkip
+		}
+		was = h.State + "/" + h.HAState
+		back := h.State != fsm.HostStateUp
+		h.State, h.HAState, h.LastPinged = fsm.HostStateUp, healthyHAState(h), c.clock.Now().UTC()
+		if !back {
+			return nil, nil
+		}
+		return []fsm.TxnOp{c.hostEvent(st, h, "HOST.RECONNECT", fsm.EventInfo,
+			"host %s heartbeats again (it was %s); it is Up. Its agent destroys its copies of VMs that run elsewhere now", h.Name, was)}, nil
+	})
+	switch {
+	case err == nil:
+		c.logger.Info("host is up", "host_id", hostID, "was", was, "sent", sent)
+	case !errors.Is(err, errSkip):
+		c.logger.Warn("cannot mark host up", "host_id", hostID, "error", err)
+	}
+}
+
+// adminOwner returns the account and domain of the cloud's first admin,
+// the owner of events about infrastructure, or empty strings.
+func adminOwner(st *fsm.Store) (account, domain string) {
+	m, _ := st.Meta(nil)
+	if m == nil || m.AdminUserID == "" {
+		return "", ""
+	}
+	u, _ := st.User(nil, m.AdminUserID)
+	if u == nil {
+		return "", ""
+	}
+	return u.AccountID, u.DomainID
+}
+
+// hostEvent returns the op recording an event about host h.
+func (c *Controller) hostEvent(st *fsm.Store, h *fsm.Host, typ, level, format string, args ...any) fsm.TxnOp {
+	account, domain := adminOwner(st)
+	return fsm.Create(fsm.TableEvents, &fsm.Event{
+		ID: newID(), Type: typ, Level: level, State: "Completed", Description: fmt.Sprintf(format, args...),
+		AccountID: account, DomainID: domain, ResourceType: "Host", ResourceID: h.ID, Created: c.clock.Now().UTC(),
+	})
+}
