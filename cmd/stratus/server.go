@@ -21,8 +21,10 @@ import (
 	"github.com/stratus-cloud/stratus/api"
 	"github.com/stratus-cloud/stratus/cluster"
 	"github.com/stratus-cloud/stratus/hypervisor/agent"
+	"github.com/stratus-cloud/stratus/hypervisor/fence"
 	"github.com/stratus-cloud/stratus/ops"
 	"github.com/stratus-cloud/stratus/scheduler"
+	"github.com/stratus-cloud/stratus/scheduler/ha"
 	"github.com/stratus-cloud/stratus/storage"
 )
 
@@ -37,6 +39,7 @@ type serverFlags struct {
 	holdTimeout                            time.Duration
 	heartbeatTimeout, electionTimeout      time.Duration
 	logLevel, logFormat                    string
+	fenceCommand                           string
 }
 
 // envOr returns the environment variable STRATUS_<NAME> or def.
@@ -88,6 +91,7 @@ func parseServerFlags(args []string) (*serverFlags, error) {
 	fs.DurationVar(&f.electionTimeout, "raft-election-timeout", envDuration("RAFT_ELECTION_TIMEOUT", time.Second), "Raft election timeout (env STRATUS_RAFT_ELECTION_TIMEOUT)")
 	fs.StringVar(&f.logLevel, "log-level", envOr("LOG_LEVEL", "info"), "trace, debug, info, warn or error (env STRATUS_LOG_LEVEL)")
 	fs.StringVar(&f.logFormat, "log-format", envOr("LOG_FORMAT", "text"), "text or json (env STRATUS_LOG_FORMAT)")
+	fs.StringVar(&f.fenceCommand, "fence-command", envOr("FENCE_COMMAND", ""), "fence script of hosts whose HA provider is command; it must exit 0 only once the host is off (env STRATUS_FENCE_COMMAND)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -205,10 +209,12 @@ func runServer(args []string) error {
 	node.AddLeadershipHooks("jobs", jobs.Establish, jobs.Revoke)
 	templates := storage.NewTemplateSync(node, logger)
 	node.AddLeadershipHooks("templates", templates.Establish, templates.Revoke)
+	hosts := ha.New(ha.Config{Cluster: node, Fencers: fence.Lookup(f.fenceCommand, nil), Logger: logger})
+	node.AddLeadershipHooks("host-ha", hosts.Establish, hosts.Revoke)
 
 	srv := &http.Server{
 		Handler: api.New(api.Config{Cluster: node, Logger: logger, Version: version,
-			RegistrationToken: agent.RegistrationToken(f.secret)}),
+			RegistrationToken: agent.RegistrationToken(f.secret), Heartbeats: hosts}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
