@@ -65,9 +65,14 @@ type Controller struct {
 }
 
 // hostTimer is one host's lease timer and the deadline it was armed for.
+// Its epoch counts the host's heartbeats this term; mu orders a heartbeat
+// and the commits of an expiry, so an expiry commits nothing once a
+// heartbeat came after its timer fired (see quiet).
 type hostTimer struct {
 	timer    Timer
 	deadline time.Time
+	epoch    uint64
+	mu       sync.Mutex
 }
 
 // New returns a controller; it does nothing until Establish.
@@ -235,8 +240,24 @@ func (c *Controller) Heartbeat(hostID string, sent, received time.Time) bool {
 		c.mu.Unlock()
 		return false
 	}
+	t := c.timers[hostID]
+	if t == nil {
+		t = c.armLocked(hostID, received.Add(time.Hour)) // armed properly below
+	}
+	c.mu.Unlock()
+	// Hold the host's lock from here to the end, so an expiry whose timer
+	// fired before this heartbeat either committed before it (and this
+	// heartbeat undoes it) or commits nothing at all.
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c.mu.Lock()
+	if !c.leading || c.timers[hostID] != t {
+		c.mu.Unlock()
+		return false
+	}
 	st := c.cl.State()
 	c.armLocked(hostID, received.Add(seconds(st, fsm.SettingLeaseTTL)+seconds(st, fsm.SettingLeaseMargin)))
+	t.epoch++
 	if stop := c.fencing[hostID]; stop != nil {
 		stop()
 	}
@@ -252,17 +273,18 @@ func (c *Controller) Heartbeat(hostID string, sent, received time.Time) bool {
 }
 
 // armLocked (re)arms a host's timer for deadline. c.mu is held.
-func (c *Controller) armLocked(hostID string, deadline time.Time) {
+func (c *Controller) armLocked(hostID string, deadline time.Time) *hostTimer {
 	d := deadline.Sub(c.clock.Now())
 	if t := c.timers[hostID]; t != nil {
 		t.deadline = deadline
 		t.timer.Reset(d)
-		return
+		return t
 	}
 	term := c.term
 	t := &hostTimer{deadline: deadline}
 	t.timer = c.clock.AfterFunc(d, func() { c.fired(term, hostID) })
 	c.timers[hostID] = t
+	return t
 }
 
 // fired runs when a host's timer comes due. The timer may have been
@@ -278,11 +300,34 @@ func (c *Controller) fired(term uint64, hostID string) {
 		t.timer.Reset(left)
 		return
 	}
+	epoch := t.epoch
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		c.expire(term, hostID)
+		c.expire(term, hostID, epoch)
 	}()
+}
+
+// quiet runs commit, holding the host's lock, only if no heartbeat of the
+// host came since epoch and this term still leads; it reports whether it
+// ran. Every commit of an expiry (Disconnected, Fencing, Fenced, Alert)
+// goes through it.
+func (c *Controller) quiet(term uint64, hostID string, epoch uint64, commit func()) bool {
+	c.mu.Lock()
+	t := c.timers[hostID]
+	c.mu.Unlock()
+	if t == nil {
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c.mu.Lock()
+	ok := c.leading && c.term == term && c.timers[hostID] == t && t.epoch == epoch
+	c.mu.Unlock()
+	if ok {
+		commit()
+	}
+	return ok
 }
 
 // acting says whether this term still leads: checked again right before

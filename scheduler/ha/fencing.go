@@ -19,7 +19,7 @@ func newID() string { return uuid.NewString() }
 // host whose fence the previous leader left unfinished is fenced again.
 // Anything else (Down, Alert, gone) needs nothing: Alert waits for an
 // operator, Down for the restarter.
-func (c *Controller) expire(term uint64, hostID string) {
+func (c *Controller) expire(term uint64, hostID string, epoch uint64) {
 	if !c.acting(term) {
 		return
 	}
@@ -32,21 +32,21 @@ func (c *Controller) expire(term uint64, hostID string) {
 	}
 	switch {
 	case h.State == fsm.HostStateUp:
-		if !c.disconnect(ctx, term, hostID) {
+		if !c.disconnect(ctx, term, hostID, epoch) {
 			return
 		}
 	case resumable(h):
 	default:
 		return
 	}
-	c.fence(ctx, term, hostID)
+	c.fence(ctx, term, hostID, epoch)
 }
 
 // disconnect commits an Up host Disconnected and reports whether it did
 // and the host is to be fenced.
-func (c *Controller) disconnect(ctx context.Context, term uint64, hostID string) bool {
+func (c *Controller) disconnect(ctx context.Context, term uint64, hostID string, epoch uint64) bool {
 	fenceIt := false
-	err := c.mutateHost(ctx, term, hostID, func(st *fsm.Store, h *fsm.Host) ([]fsm.TxnOp, error) {
+	err := c.expiryCommit(ctx, term, hostID, epoch, func(st *fsm.Store, h *fsm.Host) ([]fsm.TxnOp, error) {
 		if h.State != fsm.HostStateUp {
 			return nil, errSkip
 		}
@@ -87,7 +87,7 @@ func providerName(h *fsm.Host) string {
 // started elsewhere, then commits it Down + Fenced (the restarter takes it
 // from there), or Alert when that cannot be made sure. A heartbeat of the
 // host calls the fence off (its context ends).
-func (c *Controller) fence(parent context.Context, term uint64, hostID string) {
+func (c *Controller) fence(parent context.Context, term uint64, hostID string, epoch uint64) {
 	c.mu.Lock()
 	if c.fencing[hostID] != nil || !c.leading || c.term != term {
 		c.mu.Unlock()
@@ -110,16 +110,16 @@ func (c *Controller) fence(parent context.Context, term uint64, hostID string) {
 	provider := Provider(h)
 	switch provider {
 	case "":
-		c.alert(ctx, term, hostID, fsm.HAStateDisabled, "HA is disabled for host %s, so it is not fenced and its VMs are not restarted. "+
+		c.alert(ctx, term, epoch, hostID, fsm.HAStateDisabled, "HA is disabled for host %s, so it is not fenced and its VMs are not restarted. "+
 			"If it is down, confirm it with declareHostAsDegraded and its HA VMs restart elsewhere; or enable HA with enableHAForHost", h.Name)
 		return
 	case fsm.HAProviderNone:
-		c.alert(ctx, term, hostID, fsm.HAStateIneligible, "host %s has HA provider none, which never fences it, so its VMs are not restarted. "+
+		c.alert(ctx, term, epoch, hostID, fsm.HAStateIneligible, "host %s has HA provider none, which never fences it, so its VMs are not restarted. "+
 			"Make sure it is off, then confirm with declareHostAsDegraded and its HA VMs restart elsewhere", h.Name)
 		return
 	case fsm.HAProviderLease:
 		if !h.SelfFence {
-			c.alert(ctx, term, hostID, fsm.HAStateIneligible, "the agent of host %s does not self-fence (no watchdog), so the lease provider cannot fence it "+
+			c.alert(ctx, term, epoch, hostID, fsm.HAStateIneligible, "the agent of host %s does not self-fence (no watchdog), so the lease provider cannot fence it "+
 				"and its VMs are not restarted. Configure an ipmi or command provider (configureHAForHost), or make sure the host is off "+
 				"and confirm with declareHostAsDegraded", h.Name)
 			return
@@ -132,10 +132,10 @@ func (c *Controller) fence(parent context.Context, term uint64, hostID string) {
 		// clocks that run at nearly the same rate, and the agent, finding
 		// it could not renew, killed its HA guests then (a hung or dead
 		// agent's watchdog reset the host). docs/ha.md has the argument.
-		c.tryFence(ctx, term, h, provider, 1)
+		c.tryFence(ctx, term, epoch, h, provider, 1)
 		return
 	}
-	err = c.mutateHost(ctx, term, hostID, func(_ *fsm.Store, h *fsm.Host) ([]fsm.TxnOp, error) {
+	err = c.expiryCommit(ctx, term, hostID, epoch, func(_ *fsm.Store, h *fsm.Host) ([]fsm.TxnOp, error) {
 		if !resumable(h) {
 			return nil, errSkip
 		}
@@ -145,19 +145,24 @@ func (c *Controller) fence(parent context.Context, term uint64, hostID string) {
 		h.HAState = fsm.HAStateFencing
 		return nil, nil
 	})
-	if err != nil && !errors.Is(err, errSkip) {
-		c.logger.Error("cannot mark host fencing", "host_id", hostID, "error", err)
-		return
+	if err != nil {
+		if !errors.Is(err, errSkip) {
+			c.logger.Error("cannot mark host fencing", "host_id", hostID, "error", err)
+			return
+		}
+		if h, _ := fsm.Get[fsm.Host](c.cl.State(), nil, fsm.TableHosts, hostID); h == nil || h.HAState != fsm.HAStateFencing || ctx.Err() != nil {
+			return // it heartbeats again, or is gone
+		}
 	}
-	c.tryFence(ctx, term, h, provider, c.cfg.FenceAttempts)
+	c.tryFence(ctx, term, epoch, h, provider, c.cfg.FenceAttempts)
 }
 
 // tryFence runs the provider's fence up to attempts times with backoff and
 // commits the outcome.
-func (c *Controller) tryFence(ctx context.Context, term uint64, h *fsm.Host, provider string, attempts int) {
+func (c *Controller) tryFence(ctx context.Context, term, epoch uint64, h *fsm.Host, provider string, attempts int) {
 	f, err := c.fencers(provider)
 	if err != nil {
-		c.alert(ctx, term, h.ID, fsm.HAStateIneligible, "host %s cannot be fenced: provider %s is not available on this management server (%v), "+
+		c.alert(ctx, term, epoch, h.ID, fsm.HAStateIneligible, "host %s cannot be fenced: provider %s is not available on this management server (%v), "+
 			"so its VMs are not restarted. Fix the provider's configuration, or make sure the host is off and confirm with declareHostAsDegraded",
 			h.Name, provider, err)
 		return
@@ -174,7 +179,7 @@ func (c *Controller) tryFence(ctx context.Context, term uint64, h *fsm.Host, pro
 			return // the host heartbeats again, or this node lost the lead
 		}
 		if err == nil {
-			c.fenced(ctx, term, h.ID, provider, n)
+			c.fenced(ctx, term, epoch, h.ID, provider, n)
 			return
 		}
 		c.logger.Warn("fence attempt failed", "host_id", h.ID, "provider", provider, "attempt", n, "error", err)
@@ -192,8 +197,17 @@ func (c *Controller) tryFence(ctx context.Context, term uint64, h *fsm.Host, pro
 	} else if !errors.Is(err, fence.ErrManual) {
 		what = "check the host's out-of-band management or fence command, make sure the host is off"
 	}
-	c.alert(ctx, term, h.ID, fsm.HAStateIneligible, "fencing host %s through provider %s failed (%d attempt(s)): %v. Its VMs are not restarted: %s, "+
+	c.alert(ctx, term, epoch, h.ID, fsm.HAStateIneligible, "fencing host %s through provider %s failed (%d attempt(s)): %v. Its VMs are not restarted: %s, "+
 		"then confirm with declareHostAsDegraded", h.Name, provider, n, err, what)
+}
+
+// expiryCommit is mutateHost for the commits of an expiry: it commits
+// nothing (errSkip) once a heartbeat of the host came after the timer
+// fired, so a host that answers late is never fenced for the lapse.
+func (c *Controller) expiryCommit(ctx context.Context, term uint64, hostID string, epoch uint64, change func(st *fsm.Store, h *fsm.Host) ([]fsm.TxnOp, error)) error {
+	err := errSkip
+	c.quiet(term, hostID, epoch, func() { err = c.mutateHost(ctx, term, hostID, change) })
+	return err
 }
 
 // sleep waits d on the controller's clock; false when ctx ended first.
@@ -218,8 +232,8 @@ func targetOf(h *fsm.Host) fence.Target {
 }
 
 // fenced commits a host Down + Fenced; its HA VMs may then run elsewhere.
-func (c *Controller) fenced(ctx context.Context, term uint64, hostID, provider string, attempts int) {
-	err := c.mutateHost(ctx, term, hostID, func(st *fsm.Store, h *fsm.Host) ([]fsm.TxnOp, error) {
+func (c *Controller) fenced(ctx context.Context, term, epoch uint64, hostID, provider string, attempts int) {
+	err := c.expiryCommit(ctx, term, hostID, epoch, func(st *fsm.Store, h *fsm.Host) ([]fsm.TxnOp, error) {
 		if !resumable(h) {
 			return nil, errSkip // it came back meanwhile
 		}
@@ -242,9 +256,9 @@ func (c *Controller) fenced(ctx context.Context, term uint64, hostID, provider s
 
 // alert commits a host that cannot be fenced: State Alert, the given HA
 // state, and an event saying why and what the operator can do.
-func (c *Controller) alert(ctx context.Context, term uint64, hostID, haState, format string, args ...any) {
+func (c *Controller) alert(ctx context.Context, term, epoch uint64, hostID, haState, format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
-	err := c.mutateHost(ctx, term, hostID, func(st *fsm.Store, h *fsm.Host) ([]fsm.TxnOp, error) {
+	err := c.expiryCommit(ctx, term, hostID, epoch, func(st *fsm.Store, h *fsm.Host) ([]fsm.TxnOp, error) {
 		if h.State != fsm.HostStateDisconnected {
 			return nil, errSkip
 		}
