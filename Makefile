@@ -47,7 +47,7 @@ e2e: build
 	STRATUS_E2E=1 STRATUS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -v -timeout 15m ./e2e/ 2>&1 | tee .run/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|e2e:' ; exit $${PIPESTATUS[0]}
 
 bench: build deps
-	STRATUS_BENCH=1 STRATUS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -v -timeout 30m -run TestBenchmarks ./e2e/
+	STRATUS_BENCH=1 STRATUS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -v -timeout 30m -run '^(TestBenchmarks|TestBenchmarkDeploy)$$' ./e2e/
 
 check: fmt vet imports
 

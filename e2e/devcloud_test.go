@@ -89,6 +89,7 @@ type devCloud struct {
 
 	serverPID map[string]int  // server id -> PID of the dev's child
 	killed    map[string]bool // servers killed by the test and not restarted
+	hostsWait time.Duration   // extra start-up time for many hosts
 }
 
 // startDevCloud runs stratus dev with 3 servers and n hosts, waits for its
@@ -97,7 +98,8 @@ func startDevCloud(t *testing.T, bin string, n int) *devCloud {
 	t.Helper()
 	dir := t.TempDir()
 	d := &devCloud{t: t, dir: dir, probe: &http.Client{Timeout: 2 * time.Second},
-		serverPID: map[string]int{}, killed: map[string]bool{}}
+		serverPID: map[string]int{}, killed: map[string]bool{},
+		hostsWait: time.Duration(n) * time.Second} // dev gives many hosts this long to register
 	d.dev = &proc{name: "stratus-dev", logPath: filepath.Join(dir, "dev.log"),
 		args: []string{"dev", "--dir", dir, "--servers", "3", "--hosts", fmt.Sprint(n)}}
 	t.Cleanup(d.cleanup)
@@ -158,7 +160,7 @@ func (d *devCloud) hostByID(id string) *simHost {
 // waitCloudFile waits until stratus dev has written a complete cloud.json.
 func (d *devCloud) waitCloudFile() error {
 	path := filepath.Join(d.dir, "cloud.json")
-	deadline := time.Now().Add(devReadyTimeout)
+	deadline := time.Now().Add(devReadyTimeout + d.hostsWait)
 	for {
 		if b, err := os.ReadFile(path); err == nil {
 			var f devCloudFile
@@ -171,7 +173,7 @@ func (d *devCloud) waitCloudFile() error {
 			return fmt.Errorf("stratus dev exited before writing cloud.json: %v\n%s", d.dev.crashed(), d.dev.logTail(50))
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("stratus dev wrote no cloud.json within %s\n%s", devReadyTimeout, d.dev.logTail(50))
+			return fmt.Errorf("stratus dev wrote no cloud.json within %s\n%s", devReadyTimeout+d.hostsWait, d.dev.logTail(50))
 		}
 		time.Sleep(pollEvery)
 	}

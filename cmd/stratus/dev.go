@@ -216,7 +216,11 @@ func runDev(args []string) error {
 			return err
 		}
 		cloud.Hosts = hostList
-		if err := waitHostsUp(ctx, d, *hosts); err != nil {
+		// Many simulated hosts take a while to start and register.
+		hostsCtx, hostsCancel := context.WithTimeout(context.Background(), 30*time.Second+time.Duration(*hosts)*time.Second)
+		err = waitHostsUp(hostsCtx, d, *hosts)
+		hostsCancel()
+		if err != nil {
 			stopAll()
 			return fmt.Errorf("hosts did not come up (agent logs in %s/hosts/*/agent.log): %w", abs, err)
 		}
