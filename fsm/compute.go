@@ -357,11 +357,19 @@ func init() {
 }
 
 // Settings of the compute area.
-const SettingUserExpunge = "allow.user.expunge.recover.vm"
+const (
+	SettingUserExpunge     = "allow.user.expunge.recover.vm"
+	SettingExpungeDelay    = "expunge.delay"
+	SettingExpungeInterval = "expunge.interval"
+)
 
 func init() {
 	settingDefs = append(settingDefs,
 		SettingDef{Name: SettingUserExpunge, Category: "Advanced", Type: "Boolean", Default: "false", Dynamic: true,
 			Description: "Whether users (not only admins) may expunge destroyed VMs and recover them."},
+		SettingDef{Name: SettingExpungeDelay, Category: "Advanced", Type: "Integer", Default: "86400", Dynamic: true,
+			Description: "Seconds a destroyed VM is kept, recoverable, before the leader expunges it."},
+		SettingDef{Name: SettingExpungeInterval, Category: "Advanced", Type: "Integer", Default: "60", Dynamic: true,
+			Description: "Seconds between the leader's sweeps for destroyed VMs to expunge."},
 	)
 }

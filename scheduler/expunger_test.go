@@ -1,0 +1,55 @@
+package scheduler
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stratus-cloud/stratus/fsm"
+)
+
+// TestExpungerRemovesOnlyVMsDestroyedLongEnoughAgo destroys two VMs, moves
+// the expunger's clock past the delay for one of them, and checks that
+// one is expunged and the other stays recoverable; a second sweep (as by a
+// new leader) submits nothing twice.
+func TestExpungerRemovesOnlyVMsDestroyedLongEnoughAgo(t *testing.T) {
+	e := newVMEnv(t, 1)
+	e.startRunner()
+	old, _ := e.deploy("old")
+	recent, _ := e.deploy("recent")
+	for _, id := range []string{old, recent} {
+		vmJobOK(t, e.run("destroyVirtualMachine", id, nil))
+	}
+	// Backdate the first VM's destruction by two days.
+	v := e.vm(old).Copy()
+	v.Destroyed = v.Destroyed.Add(-48 * time.Hour)
+	e.apply(fsm.Update(fsm.TableVMs, v))
+
+	x := NewExpunger(e.m, nil)
+	x.sweep(context.Background())
+	x.sweep(context.Background()) // repeated: no second job
+	e.eventually("the old VM expunged", func(st *fsm.Store) bool {
+		gone, _ := fsm.Get[fsm.VM](st, nil, fsm.TableVMs, old)
+		return gone == nil
+	})
+	if got := e.vm(recent); got == nil || got.State != fsm.VMDestroyed {
+		t.Fatalf("recently destroyed VM = %+v, want kept Destroyed", got)
+	}
+	jobs, _ := fsm.List[fsm.AsyncJob](e.m.State(), nil, fsm.TableJobs, "create")
+	n := 0
+	for _, j := range jobs {
+		if j.Cmd == "expungeVirtualMachine" {
+			n++
+			if j.InstanceID != old {
+				t.Errorf("expunge job for %s, want only %s", j.InstanceID, old)
+			}
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d expunge jobs, want 1", n)
+	}
+	if e.root(old) != nil {
+		t.Fatalf("the expunged VM's root volume is still there")
+	}
+	e.wantAccounting()
+}
