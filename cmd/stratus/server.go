@@ -209,6 +209,8 @@ func runServer(args []string) error {
 	node.AddLeadershipHooks("jobs", jobs.Establish, jobs.Revoke)
 	templates := storage.NewTemplateSync(node, logger)
 	node.AddLeadershipHooks("templates", templates.Establish, templates.Revoke)
+	expunger := scheduler.NewExpunger(node, logger)
+	node.AddLeadershipHooks("expunger", expunger.Establish, expunger.Revoke)
 	hosts := ha.New(ha.Config{Cluster: node, Fencers: fence.Lookup(f.fenceCommand, nil), Logger: logger})
 	node.AddLeadershipHooks("host-ha", hosts.Establish, hosts.Revoke)
 
