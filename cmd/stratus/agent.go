@@ -27,7 +27,7 @@ type agentFlags struct {
 	regToken, regTokenFile              string
 	name, address, zone, pod, cluster   string
 	logLevel, logFormat                 string
-	statusAddr                          string
+	statusAddr, watchdog                string
 	serverList                          []string
 	resolvedToken, resolvedRegistration string
 }
@@ -54,6 +54,7 @@ func parseAgentFlags(args []string) (*agentFlags, error) {
 	fs.StringVar(&f.logLevel, "log-level", envOr("AGENT_LOG_LEVEL", "info"), "trace, debug, info, warn or error (env STRATUS_AGENT_LOG_LEVEL)")
 	fs.StringVar(&f.logFormat, "log-format", envOr("AGENT_LOG_FORMAT", "text"), "text or json (env STRATUS_AGENT_LOG_FORMAT)")
 	fs.StringVar(&f.statusAddr, "status-addr", envOr("AGENT_STATUS_ADDR", ""), "host:port serving GET /v1/status (host ID, name and the hypervisor's live domain list); empty turns it off. It is unauthenticated: bind loopback or a management network (env STRATUS_AGENT_STATUS_ADDR)")
+	fs.StringVar(&f.watchdog, "watchdog", envOr("AGENT_WATCHDOG", ""), "watchdog device to arm, e.g. /dev/watchdog (hardware or softdog): petted only while the host's lease is valid (or the agent has safely decided about a lost one), so a hung or dead agent gets its host reset. Its timeout must be shorter than host.lease.margin. With it the host can be fenced by its lease (env STRATUS_AGENT_WATCHDOG)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -126,25 +127,49 @@ func runAgent(args []string) error {
 		return fmt.Errorf("open libvirt %s: %w", f.libvirtURI, err)
 	}
 	defer drv.Close()
-	a, err := agent.New(agent.Config{
+	cfg := agent.Config{
 		Servers: f.serverList, DataDir: f.dataDir,
 		Token: f.resolvedToken, RegistrationToken: f.resolvedRegistration,
 		Name: f.name, Address: f.address, Zone: f.zone, Pod: f.pod, Cluster: f.cluster,
 		Driver: drv, Logger: logger, Version: version,
-	})
+	}
+	var ln net.Listener
+	if f.statusAddr != "" {
+		if ln, err = net.Listen("tcp", f.statusAddr); err != nil {
+			return fmt.Errorf("listen on -status-addr %s: %w", f.statusAddr, err)
+		}
+		defer ln.Close()
+		cfg.StatusURL = statusURL(ln.Addr(), f.address)
+	}
+	if f.watchdog != "" {
+		wd, err := os.OpenFile(f.watchdog, os.O_WRONLY, 0)
+		if err != nil {
+			return fmt.Errorf("open -watchdog %s: %w", f.watchdog, err)
+		}
+		// No magic close ('V') on exit, on purpose: a clean stop leaves
+		// the watchdog armed. The HA guests keep running under libvirtd
+		// without an agent, while the leader, once the lease plus its
+		// margin has passed, trusts the lease as a fence and restarts them
+		// elsewhere; disarming on SIGTERM would make `systemctl stop` a way
+		// to run a VM twice. A restarted agent opens the device again and
+		// pets it as soon as its lease is valid (a restart within the
+		// watchdog's timeout is harmless); to stop the agent for longer,
+		// first move the host's VMs off (maintenance) and stop the watchdog.
+		defer wd.Close()
+		cfg.Watchdog = wd
+	}
+	a, err := agent.New(cfg)
 	if err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if f.statusAddr != "" {
-		stopStatus, err := serveAgentStatus(f.statusAddr, a, f.name, drv, logger)
-		if err != nil {
-			return err
-		}
+	if ln != nil {
+		stopStatus := serveAgentStatus(ln, a, f.name, drv, logger)
 		defer stopStatus()
 	}
-	logger.Info("agent started", "servers", strings.Join(f.serverList, ","), "libvirt_uri", f.libvirtURI, "address", f.address, "version", version)
+	logger.Info("agent started", "servers", strings.Join(f.serverList, ","), "libvirt_uri", f.libvirtURI, "address", f.address,
+		"version", version, "status_url", cfg.StatusURL, "watchdog", f.watchdog, "self_fence", a.SelfFence())
 	err = a.Run(ctx)
 	logger.Info("agent stopped", "host_id", a.HostID())
 	return err
@@ -157,16 +182,29 @@ type agentStatus struct {
 	Domains []hypervisor.DomainStatus `json:"domains"`
 }
 
-// serveAgentStatus serves GET /v1/status on addr until the returned stop
-// is called. Every answer reads the domain list from the hypervisor at
-// that moment, not from the agent's memory, so it shows what really runs
-// on the host; a hypervisor that cannot be read answers 503.
-func serveAgentStatus(addr string, a *agent.Agent, name string, drv hypervisor.Driver, logger hclog.Logger) (stop func(), err error) {
-	ln, err := net.Listen("tcp", addr)
+// statusURL is the base URL peers reach the status server at: its
+// listening address, with the host's management address in place of an
+// unspecified IP (":8090", "0.0.0.0:8090").
+func statusURL(addr net.Addr, mgmtAddress string) string {
+	host, port, err := net.SplitHostPort(addr.String())
 	if err != nil {
-		return nil, fmt.Errorf("listen on -status-addr %s: %w", addr, err)
+		return "http://" + addr.String()
 	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = mgmtAddress
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// serveAgentStatus serves GET /v1/status and GET agent.PathLease on ln
+// until the returned stop is called. Every status answer reads the domain
+// list from the hypervisor at that moment, not from the agent's memory,
+// so it shows what really runs on the host; a hypervisor that cannot be
+// read answers 503. The lease answer is what peers ask before they fence
+// themselves.
+func serveAgentStatus(ln net.Listener, a *agent.Agent, name string, drv hypervisor.Driver, logger hclog.Logger) (stop func()) {
 	mux := http.NewServeMux()
+	mux.Handle("GET "+agent.PathLease, a.LeaseHandler())
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		doms, err := drv.Domains(r.Context())
@@ -192,5 +230,5 @@ func serveAgentStatus(addr string, a *agent.Agent, name string, drv hypervisor.D
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(ctx)
-	}, nil
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -68,6 +69,25 @@ type Config struct {
 	// Usage reports the host's CPU and memory use for heartbeats; by
 	// default CPU is 0 and memory the sum of the running domains' specs.
 	Usage func(ctx context.Context) (cpuPercent float64, memoryBytes int64)
+
+	// Host HA (self-fencing, see lease.go and docs/ha.md).
+
+	// StatusURL is the base URL (http://host:port) of the agent's status
+	// server, which serves LeaseHandler at PathLease; peers ask it
+	// before they fence themselves. Empty: this agent answers no peer.
+	StatusURL string
+	// Watchdog, when set, is the opened watchdog device: the agent writes
+	// a byte to it every heartbeat interval (at most a second apart)
+	// while its lease is valid, or while it has safely decided what to do
+	// about a lost one; it stops when it cannot, so the watchdog resets
+	// the host. With a watchdog the agent registers as able to
+	// self-fence. The agent never closes it.
+	Watchdog io.Writer
+	// LeaseCheck is how often the lease is checked; default ttl/20, at
+	// most 200ms.
+	LeaseCheck time.Duration
+	// PeerTimeout bounds the question to one peer; default 1s.
+	PeerTimeout time.Duration
 }
 
 // Agent registers its host with the management servers, heartbeats,
@@ -94,6 +114,13 @@ type Agent struct {
 	desiredNote chan struct{} // poked when desired is set
 	kick        chan struct{} // asks the reconciler for a pass
 	lost        chan struct{} // a 404 for the host: register again
+
+	ls leaseState
+	// startMu orders domain starts (read side) against a self-fence
+	// (write side): no start runs while the agent fences, and every start
+	// checks the lease inside it.
+	startMu  sync.RWMutex
+	peerHTTP *http.Client
 
 	rep *reporter
 	rec *reconciler
@@ -152,6 +179,13 @@ func New(cfg Config) (*Agent, error) {
 		desiredNote: make(chan struct{}, 1),
 		kick:        make(chan struct{}, 1),
 		lost:        make(chan struct{}, 1),
+		peerHTTP:    &http.Client{},
+	}
+	// The agent starts as after a lease loss: its first heartbeat waits
+	// for a recovery pass over a full desired state.
+	a.ls.lossGen = 1
+	if err := a.loadLease(); err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
 	}
 	var rec hostRecord
 	switch err := readJSON(filepath.Join(cfg.DataDir, hostFile), &rec); {
@@ -211,8 +245,17 @@ func (a *Agent) Run(ctx context.Context) error {
 	wg.Go(func() { a.watchEvents(ctx, events) })
 	wg.Go(func() { a.rec.run(ctx, events) })
 	wg.Go(func() { a.rep.run(ctx) })
+	wg.Go(func() { a.monitorLease(ctx) })
 	defer wg.Wait()
 	for ctx.Err() == nil {
+		if a.HostID() != "" {
+			// Known host: destroy the copies of VMs placed elsewhere
+			// before registering, which marks the host Up. If this
+			// fails, the heartbeat loop does it before its first beat.
+			if err := a.recoverLease(ctx); err != nil && ctx.Err() == nil {
+				a.log.Debug("recovery pass before registration failed, retried before the first heartbeat", "error", err)
+			}
+		}
 		if err := a.register(ctx); err != nil {
 			break
 		}
@@ -309,6 +352,7 @@ func (a *Agent) registerWith(ctx context.Context, facts hypervisor.HostFacts, ke
 	req := RegisterRequest{
 		Name: a.cfg.Name, Address: a.cfg.Address, URI: a.driver.URI(),
 		AgentVersion: a.cfg.Version, Facts: facts,
+		StatusURL: a.cfg.StatusURL, SelfFence: a.SelfFence(),
 	}
 	if req.Name == "" {
 		req.Name = facts.Hostname
@@ -336,7 +380,9 @@ func (a *Agent) registerWith(ctx context.Context, facts hypervisor.HostFacts, ke
 	if d := resp.HeartbeatInterval.Duration(); d > 0 {
 		a.interval = d
 	}
-	a.leaseTTL = resp.LeaseTTL.Duration()
+	if d := resp.LeaseTTL.Duration(); d > 0 {
+		a.leaseTTL = d
+	}
 	a.mu.Unlock()
 	rec := hostRecord{HostID: resp.HostID, Token: token}
 	if rec != old {

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"sort"
@@ -16,7 +17,12 @@ import (
 // ends. A 404 ends the session so that Run registers again.
 func (a *Agent) heartbeatLoop(ctx context.Context) {
 	for failures := 0; ; {
-		err := a.heartbeat(ctx)
+		// After a lease loss (and at start) no heartbeat goes out before
+		// the recovery pass: the first one may bring the host Up.
+		err := a.recoverLease(ctx)
+		if err == nil {
+			err = a.heartbeat(ctx)
+		}
 		switch {
 		case ctx.Err() != nil:
 			return
@@ -71,6 +77,12 @@ func (a *Agent) heartbeat(ctx context.Context) error {
 	}
 	creds := a.creds()
 	hb.HostID = creds.HostID
+	a.mu.Lock()
+	gen, ready := a.ls.lossGen, a.ls.recoveredGen == a.ls.lossGen
+	a.mu.Unlock()
+	if !ready {
+		return errRecoveryDue
+	}
 	sent := a.now()
 	hb.SentAt = sent.UTC()
 	var resp HeartbeatResponse
@@ -78,20 +90,44 @@ func (a *Agent) heartbeat(ctx context.Context) error {
 		return err
 	}
 	a.mu.Lock()
-	defer a.mu.Unlock()
+	if a.ls.lossGen != gen {
+		// The lease was declared lost while this heartbeat was on its
+		// way: it renews nothing before a recovery pass.
+		a.mu.Unlock()
+		return errLostInFlight
+	}
+	wasValid, _ := a.leaseValidLocked(sent)
+	wasLost := a.ls.lost
 	a.lastSent = sent
+	a.ls.lost, a.ls.decision = false, decisionNone
 	if d := resp.HeartbeatInterval.Duration(); d > 0 {
 		a.interval = d
 	}
 	if d := resp.LeaseTTL.Duration(); d > 0 {
 		a.leaseTTL = d
 	}
+	ttl := a.leaseTTL
 	if resp.State != a.state {
 		a.log.Info("host state changed", "host_id", hb.HostID, "state", resp.State, "was", a.state)
 		a.state = resp.State
 	}
+	a.mu.Unlock()
+	a.saveLease(sent, ttl)
+	if wasLost {
+		a.log.Info("lease renewed after it was lost: VMs may start again", "host_id", hb.HostID)
+	}
+	if !wasValid {
+		// Starts were held while the lease was not valid.
+		poke(a.kick)
+	}
 	return nil
 }
+
+// Errors of heartbeat that only say it must wait for a recovery pass.
+var (
+	errRecoveryDue  = errors.New("a recovery pass must run before the next heartbeat")
+	errLostInFlight = errors.New("the lease was declared lost while the heartbeat was sent; recovering first")
+)
 
 // watchDesired long-polls the host's desired state and hands every
 // verified answer to the reconciler, until ctx ends. After a failure it
@@ -144,6 +180,7 @@ func (a *Agent) reconnected() {
 // offerDesired hands d to the reconciler, replacing an answer it has not
 // taken yet.
 func (a *Agent) offerDesired(d *Desired) {
+	a.noteDesired(d)
 	a.desiredMu.Lock()
 	a.desired = d
 	a.desiredMu.Unlock()

@@ -40,6 +40,14 @@ type reconciler struct {
 	wakeAt   time.Time
 	poll     time.Duration
 	events   <-chan hypervisor.DomainEvent
+	syncReq  chan syncReq // recovery passes asked by the heartbeat loop
+}
+
+// syncReq asks the reconciler for a fresh pass over d; done is closed
+// after it.
+type syncReq struct {
+	d    *Desired
+	done chan struct{}
 }
 
 // vmState is what the agent remembers about one VM between passes.
@@ -64,7 +72,7 @@ func newReconciler(a *Agent, gens map[string]int) *reconciler {
 	poll := min(max(a.cfg.ShutdownGrace/10, 50*time.Millisecond), time.Second)
 	return &reconciler{
 		a: a, log: a.log.Named("reconcile"), vms: map[string]*vmState{}, gens: gens,
-		stopping: map[string]time.Time{}, poll: poll,
+		stopping: map[string]time.Time{}, poll: poll, syncReq: make(chan syncReq),
 	}
 }
 
@@ -88,6 +96,13 @@ func (r *reconciler) run(ctx context.Context, events <-chan hypervisor.DomainEve
 			}
 		case ev := <-events:
 			r.event(ctx, ev)
+		case req := <-r.syncReq:
+			// A full, consistent read: it is the current state whatever
+			// the index of what came before.
+			r.session.Store(false)
+			r.minIndex, r.cur = req.d.Index, req.d
+			r.pass(ctx, true)
+			close(req.done)
 		case <-r.a.kick:
 			r.pass(ctx, false)
 		case <-timer.C:
@@ -97,6 +112,22 @@ func (r *reconciler) run(ctx context.Context, events <-chan hypervisor.DomainEve
 		if !r.wakeAt.IsZero() {
 			timer.Reset(max(time.Until(r.wakeAt), time.Millisecond))
 		}
+	}
+}
+
+// syncPass has the reconciler run a fresh pass over d and waits for it.
+func (r *reconciler) syncPass(ctx context.Context, d *Desired) error {
+	req := syncReq{d: d, done: make(chan struct{})}
+	select {
+	case r.syncReq <- req:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-req.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -379,6 +410,9 @@ func (r *reconciler) ensureRunning(ctx context.Context, index uint64, vm *Desire
 			return report(vm, st, status.Power), 0
 		}
 	}
+	if st.wasRunning && r.a.wasFenced(domainUUID(vm)) {
+		st.wasRunning = false // the agent's own self-fence stopped it
+	}
 	if st.wasRunning && !r.excused(domainUUID(vm)) {
 		// It ran and stopped without the agent asking, and no event
 		// said so yet: the same as an event.
@@ -399,9 +433,24 @@ func (r *reconciler) ensureRunning(ctx context.Context, index uint64, vm *Desire
 		rep.Error, rep.Absent = st.lastErr, !exists
 		return rep, r.retryLeft(st)
 	}
+	held := func() (*VMReport, time.Duration) {
+		// No lease (or its loss not recovered from): the leader may be
+		// starting this VM elsewhere. A renewed lease kicks a pass;
+		// nothing is reported meanwhile, as nothing was done.
+		return nil, 0
+	}
+	if !r.a.mayStart() {
+		return held()
+	}
 	paths, err := r.ensureVolumes(ctx, vm, st)
 	if err == nil {
+		r.a.startMu.RLock()
+		if !r.a.mayStart() {
+			r.a.startMu.RUnlock()
+			return held()
+		}
 		err = r.a.driver.Start(ctx, withVolumePaths(vm.Spec, paths))
+		r.a.startMu.RUnlock()
 	}
 	if err != nil {
 		wait := r.fail(st, vm, err)
@@ -411,6 +460,7 @@ func (r *reconciler) ensureRunning(ctx context.Context, index uint64, vm *Desire
 	st.succeeded()
 	st.wasRunning = true
 	delete(r.stopping, domainUUID(vm))
+	r.a.clearFenced(domainUUID(vm))
 	// A fresh boot carries out every reboot asked so far.
 	r.setGen(vm.ID, st, vm.RebootGen)
 	r.log.Info("domain started", "vm_id", vm.ID, "uuid", domainUUID(vm))
@@ -723,8 +773,10 @@ func (r *reconciler) hold(vm *DesiredVM, reason string) {
 
 // excused reports whether the agent itself stopped uuid lately.
 func (r *reconciler) excused(uuid string) bool {
-	until, ok := r.stopping[uuid]
-	return ok && r.a.now().Before(until)
+	if until, ok := r.stopping[uuid]; ok && r.a.now().Before(until) {
+		return true
+	}
+	return r.a.wasFenced(uuid) // killed by the agent's self-fence
 }
 
 // find returns the desired VM of a domain UUID, or nil.
