@@ -17,11 +17,16 @@ const hostDetailURI = "libvirt_uri"
 
 // applyFacts copies what an agent reports onto a host row and says whether
 // anything changed.
-func applyFacts(h *fsm.Host, req *agent.RegisterRequest) bool {
+// With setUp the host also goes Up; where an HA controller runs, only it
+// moves a host's state (in order with its lease timers and fencing).
+func applyFacts(h *fsm.Host, req *agent.RegisterRequest, setUp bool) bool {
 	before := *h
 	f := req.Facts
 	h.CPUNumber, h.CPUSockets, h.CPUSpeed, h.MemoryTotal = f.CPUs, f.CPUSockets, f.CPUMHz, f.MemoryBytes
-	h.HypervisorVersion, h.Version, h.State = f.HypervisorVersion, req.AgentVersion, fsm.HostStateUp
+	h.HypervisorVersion, h.Version = f.HypervisorVersion, req.AgentVersion
+	if setUp {
+		h.State = fsm.HostStateUp
+	}
 	changed := before.CPUNumber != h.CPUNumber || before.CPUSockets != h.CPUSockets || before.CPUSpeed != h.CPUSpeed ||
 		before.MemoryTotal != h.MemoryTotal || before.HypervisorVersion != h.HypervisorVersion || before.Version != h.Version ||
 		before.State != h.State
@@ -55,7 +60,7 @@ func (s *Server) agentRegister(c *agentCall) (any, *agentError) {
 			}
 			h = h.Copy()
 			resp.HostID = h.ID
-			if !applyFacts(h, &req) {
+			if !applyFacts(h, &req, s.hb == nil) {
 				return nil, nil
 			}
 			return []fsm.TxnOp{fsm.Update(fsm.TableHosts, h)}, nil
@@ -110,13 +115,13 @@ func (s *Server) registerByToken(st *fsm.Store, req *agent.RegisterRequest) ([]f
 		h = &fsm.Host{
 			ID: newID(), Name: name, ZoneID: zone.ID, PodID: cl.PodID, ClusterID: cl.ID, Type: fsm.HostTypeRouting,
 			HypervisorType: fsm.HypervisorKVM, IPAddress: req.Address, URL: "http://" + hostForURL(req.Address),
-			ResourceState: fsm.ResourceStateEnabled, HAState: fsm.HAStateDisabled, Created: s.now().UTC(),
+			State: fsm.HostStateDisconnected, ResourceState: fsm.ResourceStateEnabled, HAState: fsm.HAStateDisabled, Created: s.now().UTC(),
 		}
-		applyFacts(h, req)
+		applyFacts(h, req, s.hb == nil)
 		h.Token = fsm.NewKey(32)
 		return append(ops, fsm.Create(fsm.TableHosts, h)), h, nil
 	}
-	applyFacts(h, req)
+	applyFacts(h, req, s.hb == nil)
 	h.Token = fsm.NewKey(32)
 	return append(ops, fsm.Update(fsm.TableHosts, h)), h, nil
 }
@@ -153,7 +158,7 @@ func (s *Server) agentHeartbeat(c *agentCall) (any, *agentError) {
 			return nil, err
 		}
 		h = h.Copy()
-		if !applyFacts(h, &agent.RegisterRequest{Facts: hb.Facts, AgentVersion: h.Version, StatusURL: h.StatusURL, SelfFence: h.SelfFence}) {
+		if !applyFacts(h, &agent.RegisterRequest{Facts: hb.Facts, AgentVersion: h.Version, StatusURL: h.StatusURL, SelfFence: h.SelfFence}, s.hb == nil) {
 			return nil, nil
 		}
 		return []fsm.TxnOp{fsm.Update(fsm.TableHosts, h)}, nil

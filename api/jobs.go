@@ -78,33 +78,15 @@ func toJobResponse(r *Request, j *fsm.AsyncJob) jobResponse {
 	return out
 }
 
-// expandJobResult renders the VM of a finished VM job as it is now: the
-// runner commits only {"virtualmachine":{"id":...}}, because the names a VM
-// answer carries (zone, template, offering, owner) are the API's to fill.
+// expandJobResult renders the object of a finished job as it is now: the
+// runner commits only {"virtualmachine":{"id":...}} (or volume, snapshot,
+// affinity group, host), because the names an answer carries (zone,
+// template, offering, owner) are the API's to fill.
 func expandJobResult(r *Request, j *fsm.AsyncJob) json.RawMessage {
 	if b, ok := expandComputeResult(r, j); ok {
 		return b
 	}
-	if j.Status != fsm.JobSucceeded || j.InstanceType != vmInstanceType {
-		return j.Result
-	}
-	var res struct {
-		VM *struct {
-			ID string `json:"id"`
-		} `json:"virtualmachine"`
-	}
-	if json.Unmarshal(j.Result, &res) != nil || res.VM == nil {
-		return j.Result
-	}
-	v, err := fsm.Get[fsm.VM](r.State(), nil, fsm.TableVMs, res.VM.ID)
-	if err != nil || v == nil {
-		return j.Result
-	}
-	b, err := json.Marshal(map[string]any{"virtualmachine": newVMRenderer(r).render(v, false)})
-	if err != nil {
-		return j.Result
-	}
-	return b
+	return j.Result
 }
 
 var jobResponseFields = []ResponseField{

@@ -25,10 +25,6 @@ import (
 // sets it Enabled; the host is then Disconnected until its agent
 // reconnects (destroying its own copies of VMs now running elsewhere).
 
-// resourceStateDegraded is CloudStack's resource state of a host an
-// operator declared down.
-const resourceStateDegraded = "Degraded"
-
 func init() {
 	registerCommands(func(*Server) []*Command {
 		idParam := []ParamSpec{{Name: "id", Type: "uuid", Required: true, Description: "ID of the host.", Related: "listHosts"}}
@@ -114,7 +110,7 @@ func declareHostAsDegraded(r *Request) (any, *Error) {
 	if e != nil {
 		return nil, e
 	}
-	if h.ResourceState == resourceStateDegraded {
+	if h.ResourceState == fsm.ResourceStateDegraded {
 		return nil, ErrParam("host %s is already declared degraded", h.Name)
 	}
 	switch h.State {
@@ -124,7 +120,7 @@ func declareHostAsDegraded(r *Request) (any, *Error) {
 			h.Name, h.State)
 	}
 	nh := h.Copy()
-	nh.State, nh.HAState, nh.ResourceState = fsm.HostStateDown, fsm.HAStateFenced, resourceStateDegraded
+	nh.State, nh.HAState, nh.ResourceState = fsm.HostStateDown, fsm.HAStateFenced, fsm.ResourceStateDegraded
 	return r.finishedJob(resHost, h.ID, hostJobResult(r, nh), []fsm.TxnOp{fsm.Update(fsm.TableHosts, nh)},
 		"HOST.DECLARE.DEGRADED", "%s declared host %s (%s) down: its HA VMs are restarted on other hosts", r.Caller.Username, h.Name, h.State)
 }
@@ -134,7 +130,7 @@ func cancelHostAsDegraded(r *Request) (any, *Error) {
 	if e != nil {
 		return nil, e
 	}
-	if h.ResourceState != resourceStateDegraded {
+	if h.ResourceState != fsm.ResourceStateDegraded {
 		return nil, ErrParam("host %s is %s, not Degraded", h.Name, h.ResourceState)
 	}
 	nh := h.Copy()

@@ -292,8 +292,8 @@ func listVolumes(r *Request) (any, *Error) {
 	return catalogPage(r, "volume", out)
 }
 
-// expandComputeResult renders the object of a finished volume, snapshot or
-// affinity group job as it is now: the runner commits only
+// expandComputeResult renders the object of a finished VM, volume,
+// snapshot, affinity group or host job as it is now: the runner commits only
 // {"<object>":{"id":...}}, since the names an answer carries are the API's
 // to fill. ok is false for any other job, or when the object is gone.
 func expandComputeResult(r *Request, j *fsm.AsyncJob) (json.RawMessage, bool) {
@@ -320,6 +320,14 @@ func expandComputeResult(r *Request, j *fsm.AsyncJob) (json.RawMessage, bool) {
 		case key == "affinitygroup" && j.InstanceType == resAffinityGroup:
 			if g, _ := fsm.Get[fsm.AffinityGroup](r.State(), nil, fsm.TableAffinityGroups, obj.ID); g != nil {
 				body = map[string]any{"affinitygroup": renderAffinityGroup(r, g)}
+			}
+		case key == "virtualmachine" && j.InstanceType == vmInstanceType:
+			if v, _ := fsm.Get[fsm.VM](r.State(), nil, fsm.TableVMs, obj.ID); v != nil {
+				body = map[string]any{"virtualmachine": newVMRenderer(r).render(v, false)}
+			}
+		case key == "host" && j.InstanceType == resHost:
+			if h, _ := fsm.Get[fsm.Host](r.State(), nil, fsm.TableHosts, obj.ID); h != nil {
+				body = map[string]any{"host": toHostResponse(newInfraNames(r.State()), h)}
 			}
 		}
 	}

@@ -56,6 +56,9 @@ const (
 	ResourceStatePrepareMaintenance = "PrepareForMaintenance"
 	ResourceStateErrorInMaintenance = "ErrorInMaintenance"
 	ResourceStateMaintenance        = "Maintenance"
+	// ResourceStateDegraded marks a host an operator declared down
+	// (declareHostAsDegraded); the allocator keeps off it.
+	ResourceStateDegraded = "Degraded"
 )
 
 // Host HA states, as CloudStack's Host HA framework names them. A host
