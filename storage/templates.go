@@ -85,8 +85,26 @@ func (t *TemplateSync) fetch(ctx context.Context, st *fsm.Store, c *fsm.Template
 	if err != nil || tmpl == nil {
 		return
 	}
-	n := c.Copy()
-	size, virtual, sum, err := t.measure(ctx, tmpl.URL)
+	// Mark the copy in progress first, so listTemplates shows the download
+	// moving; the percentage follows as bytes arrive.
+	start := c.Copy()
+	start.DownloadState, start.DownloadPercent, start.ErrorText = fsm.DownloadInProgress, 0, ""
+	if err := t.commitCopy(ctx, start); err != nil {
+		return
+	}
+	progress := func(pct int) {
+		if cur, _ := fsm.Get[fsm.TemplateZone](t.c.State(), nil, fsm.TableTemplateZones, c.ID); cur != nil && cur.DownloadPercent < pct {
+			p := cur.Copy()
+			p.DownloadPercent = pct
+			_ = t.commitCopy(ctx, p)
+		}
+	}
+	size, virtual, sum, err := t.measure(ctx, tmpl.URL, progress)
+	cur, _ := fsm.Get[fsm.TemplateZone](t.c.State(), nil, fsm.TableTemplateZones, c.ID)
+	if cur == nil {
+		return
+	}
+	n := cur.Copy()
 	switch {
 	case ctx.Err() != nil:
 		return
@@ -101,9 +119,19 @@ func (t *TemplateSync) fetch(ctx context.Context, st *fsm.Store, c *fsm.Template
 		n.PhysicalSize, n.Size = size, max(size, virtual)
 		t.logger.Info("template downloaded", "template", tmpl.ID, "zone", c.ZoneID, "bytes", size)
 	}
-	if _, err := t.c.Apply(ctx, fsm.TxnRequestType, fsm.TxnRequest{Ops: []fsm.TxnOp{fsm.Update(fsm.TableTemplateZones, n)}}); err != nil && !errors.Is(err, fsm.ErrStale) {
+	if err := t.commitCopy(ctx, n); err != nil {
 		t.logger.Warn("cannot record template download", "template", tmpl.ID, "error", err)
 	}
+}
+
+// commitCopy commits a template copy row with compare-and-set; a lost
+// race (the copy changed, say deleted) is left to the next pass.
+func (t *TemplateSync) commitCopy(ctx context.Context, c *fsm.TemplateZone) error {
+	_, err := t.c.Apply(ctx, fsm.TxnRequestType, fsm.TxnRequest{Ops: []fsm.TxnOp{fsm.Update(fsm.TableTemplateZones, c)}})
+	if errors.Is(err, fsm.ErrStale) {
+		return nil
+	}
+	return err
 }
 
 // checksumMatches compares an MD5 given as hex, optionally as
@@ -121,18 +149,23 @@ func checksumMatches(want, got string) bool {
 
 // measure reads the image at rawURL: its size, the virtual size of a qcow2
 // image (0 otherwise) and its MD5.
-func (t *TemplateSync) measure(ctx context.Context, rawURL string) (size, virtual int64, sum string, err error) {
+func (t *TemplateSync) measure(ctx context.Context, rawURL string, progress func(pct int)) (size, virtual int64, sum string, err error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return 0, 0, "", fmt.Errorf("bad URL: %w", err)
 	}
 	var body io.ReadCloser
+	var total int64 // expected length, 0 when unknown
 	switch u.Scheme {
 	case "file":
-		body, err = os.Open(u.Path)
+		f, err := os.Open(u.Path)
 		if err != nil {
 			return 0, 0, "", fmt.Errorf("open %s: %w", u.Path, err)
 		}
+		if fi, err := f.Stat(); err == nil {
+			total = fi.Size()
+		}
+		body = f
 	case "http", "https":
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 		if err != nil {
@@ -146,7 +179,7 @@ func (t *TemplateSync) measure(ctx context.Context, rawURL string) (size, virtua
 			resp.Body.Close()
 			return 0, 0, "", fmt.Errorf("download: the server answered %s", resp.Status)
 		}
-		body = resp.Body
+		body, total = resp.Body, resp.ContentLength
 	default:
 		return 0, 0, "", fmt.Errorf("URL scheme %q is not supported: use http, https or file", u.Scheme)
 	}
@@ -155,7 +188,7 @@ func (t *TemplateSync) measure(ctx context.Context, rawURL string) (size, virtua
 	head := make([]byte, 32)
 	n, _ := io.ReadFull(body, head)
 	h.Write(head[:n])
-	rest, err := io.Copy(h, body)
+	rest, err := io.Copy(h, &progressReader{r: body, total: total, read: int64(n), report: progress})
 	if err != nil {
 		return 0, 0, "", fmt.Errorf("read image: %w", err)
 	}
@@ -163,4 +196,25 @@ func (t *TemplateSync) measure(ctx context.Context, rawURL string) (size, virtua
 		virtual = int64(binary.BigEndian.Uint64(head[24:32]))
 	}
 	return int64(n) + rest, virtual, hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// progressReader reports whole tens of percent read of a known total.
+type progressReader struct {
+	r      io.Reader
+	total  int64
+	read   int64
+	last   int
+	report func(pct int)
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.read += int64(n)
+	if p.total > 0 && p.report != nil {
+		if pct := int(p.read * 100 / p.total / 10 * 10); pct > p.last && pct < 100 {
+			p.last = pct
+			p.report(pct)
+		}
+	}
+	return n, err
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -166,5 +167,51 @@ func TestTemplateSyncStopsOnRevokeAndResumesOnTheNextLeader(t *testing.T) {
 	release <- struct{}{}
 	if got := waitCopy(t, m, "slow"); got.DownloadState != fsm.DownloadDownloaded || got.Size != 1<<30 {
 		t.Fatalf("copy after the next leader = %+v", got)
+	}
+}
+
+func TestTemplateSyncShowsProgress(t *testing.T) {
+	img := qcow2(1 << 30)
+	img = append(img, make([]byte, 60<<10)...) // 64 KiB in all
+	half := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(len(img)))
+		_, _ = w.Write(img[:len(img)/2])
+		w.(http.Flusher).Flush()
+		select {
+		case <-half:
+		case <-r.Context().Done():
+			return
+		}
+		_, _ = w.Write(img[len(img)/2:])
+	}))
+	defer srv.Close()
+	m := newFixture(t)
+	register(t, m, "big", srv.URL+"/big.qcow2", "")
+	s := NewTemplateSync(m, nil)
+	if err := s.Establish(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Revoke()
+	deadline := time.After(10 * time.Second)
+	for {
+		st := m.State()
+		ch, _ := st.Watch(fsm.TableTemplateZones)
+		c, _ := fsm.Get[fsm.TemplateZone](st, nil, fsm.TableTemplateZones, "tz-big")
+		if c.DownloadState == fsm.DownloadInProgress && c.DownloadPercent >= 50 {
+			break
+		}
+		if c.DownloadState != fsm.DownloadNotDownloaded && c.DownloadState != fsm.DownloadInProgress {
+			t.Fatalf("copy finished as %+v before the second half was sent", c)
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			t.Fatalf("no progress shown: %+v", c)
+		}
+	}
+	close(half)
+	if c := waitCopy(t, m, "big"); c.DownloadState != fsm.DownloadDownloaded || c.PhysicalSize != int64(len(img)) {
+		t.Fatalf("finished copy = %+v", c)
 	}
 }
