@@ -19,9 +19,10 @@ run: build
 	$(BIN) dev --dir $(DEV_DIR) --servers 3 --hosts 3
 
 # Debian packages the build and tests need: libvirt-dev (cgo bindings of the
-# libvirt driver; its test:/// driver simulates hosts) and haproxy (the e2e
-# load balancer).
-DEB_PACKAGES := haproxy libvirt-dev pkg-config gcc
+# libvirt driver; its test:/// driver simulates hosts), haproxy (the e2e
+# load balancer) and iptables (the host HA test cuts a host off with a DROP
+# rule).
+DEB_PACKAGES := haproxy libvirt-dev pkg-config gcc iptables
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
