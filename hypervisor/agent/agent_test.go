@@ -23,6 +23,9 @@ type spy struct {
 	starts         map[string]int
 	reboots        map[string]int
 	ignoreShutdown bool
+	startErr       error // Start fails with it when set
+	stopErr        error // Stop fails with it when set
+	stopCalls      int
 }
 
 func newSpy(host string) *spy {
@@ -34,9 +37,33 @@ func newSpy(host string) *spy {
 
 func (s *spy) Start(ctx context.Context, spec hypervisor.DomainSpec) error {
 	s.mu.Lock()
-	s.starts[spec.UUID]++
+	err := s.startErr
+	if err == nil {
+		s.starts[spec.UUID]++
+	}
 	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	return s.Fake.Start(ctx, spec)
+}
+
+func (s *spy) Stop(ctx context.Context, uuid string) error {
+	s.mu.Lock()
+	s.stopCalls++
+	err := s.stopErr
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return s.Fake.Stop(ctx, uuid)
+}
+
+// set changes the spy's fields under its lock.
+func (s *spy) set(f func(*spy)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f(s)
 }
 
 func (s *spy) Reboot(ctx context.Context, uuid string) error {

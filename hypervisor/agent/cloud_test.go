@@ -41,6 +41,10 @@ type testCloud struct {
 	// onReport lets a test react as the servers would (mark a crashed
 	// VM stopped); it runs under mu.
 	onReport func(hostID string, r VMReport)
+	leaseTTL Millis            // answered lease TTL; 0 means 1000
+	peers    []Peer            // Desired.Peers of every host
+	calls    []string          // authenticated requests: path, "?" and query
+	regReqs  []RegisterRequest // every registration request
 }
 
 // cloudHost is one host record.
@@ -261,6 +265,7 @@ func (c *testCloud) handle(server string, w http.ResponseWriter, r *http.Request
 		return
 	}
 	nonce := r.Header.Get(HeaderNonce)
+	c.with(func() { c.calls = append(c.calls, r.URL.Path+"?"+r.URL.RawQuery) })
 	switch r.URL.Path {
 	case PathRegister:
 		c.register(w, h, key, nonce, body)
@@ -271,7 +276,7 @@ func (c *testCloud) handle(server string, w http.ResponseWriter, r *http.Request
 			return
 		}
 		c.with(func() { h.beats = append(h.beats, hb) })
-		c.answer(w, key, nonce, http.StatusOK, HeartbeatResponse{State: "Up", HeartbeatInterval: 50, LeaseTTL: 1000})
+		c.answer(w, key, nonce, http.StatusOK, HeartbeatResponse{State: "Up", HeartbeatInterval: 50, LeaseTTL: c.ttl()})
 	case PathDesired:
 		c.desired(w, r, h, key, nonce)
 	case PathReport:
@@ -303,8 +308,9 @@ func (c *testCloud) register(w http.ResponseWriter, h *cloudHost, key, nonce str
 		fail(w, http.StatusBadRequest, "bad registration")
 		return
 	}
-	resp := RegisterResponse{HeartbeatInterval: 50, LeaseTTL: 1000}
+	resp := RegisterResponse{HeartbeatInterval: 50, LeaseTTL: c.ttl()}
 	c.mu.Lock()
+	c.regReqs = append(c.regReqs, req)
 	if h == nil {
 		c.regs = append(c.regs, "registration")
 		for _, o := range c.hosts {
@@ -357,13 +363,23 @@ wait:
 		}
 	}
 	c.mu.Lock()
-	d := Desired{Index: c.index, HostState: "Up", ResourceState: "Enabled", VMs: []DesiredVM{}}
+	d := Desired{Index: c.index, HostState: "Up", ResourceState: "Enabled", VMs: []DesiredVM{}, Peers: c.peers}
 	for _, vm := range h.vms {
 		d.VMs = append(d.VMs, vm)
 	}
 	c.mu.Unlock()
 	sort.Slice(d.VMs, func(i, j int) bool { return d.VMs[i].ID < d.VMs[j].ID })
 	c.answer(w, key, nonce, http.StatusOK, d)
+}
+
+// ttl is the lease TTL the cloud answers.
+func (c *testCloud) ttl() Millis {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.leaseTTL > 0 {
+		return c.leaseTTL
+	}
+	return 1000
 }
 
 // logWriter routes agent logs through t.Log.

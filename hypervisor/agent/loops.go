@@ -85,8 +85,26 @@ func (a *Agent) heartbeat(ctx context.Context) error {
 	}
 	sent := a.now()
 	hb.SentAt = sent.UTC()
+	// A heartbeat must not reach the servers after the lease it would
+	// renew ran out (the client retries for a while): by then the agent
+	// may have fenced itself, and a late heartbeat would bring the host
+	// Up before the recovery pass. So its tries end with the current
+	// lease, or, when there is none, one TTL after it was sent.
+	a.mu.Lock()
+	valid, left := a.leaseValidLocked(sent)
+	limit := a.leaseTTL
+	a.mu.Unlock()
+	if valid {
+		limit = left
+	}
+	hctx := ctx
+	if limit > 0 {
+		var cancel context.CancelFunc
+		hctx, cancel = context.WithTimeout(ctx, limit)
+		defer cancel()
+	}
 	var resp HeartbeatResponse
-	if err := a.client.Do(ctx, creds, Call{Method: http.MethodPost, Path: PathHeartbeat, In: hb, Out: &resp}); err != nil {
+	if err := a.client.Do(hctx, creds, Call{Method: http.MethodPost, Path: PathHeartbeat, In: hb, Out: &resp}); err != nil {
 		return err
 	}
 	a.mu.Lock()
