@@ -305,12 +305,20 @@ func (a *Agent) checkLease(ctx context.Context) {
 	now := a.now()
 	a.mu.Lock()
 	valid, _ := a.leaseValidLocked(now)
-	if !valid && !a.ls.lost && !a.lastSent.IsZero() {
+	if !valid && !a.ls.lost {
+		// Also at a start without a lease (none kept, or it ran out while
+		// the agent was down): the agent then decides like after a loss,
+		// fencing by the HA VMs it kept, and so pets an armed watchdog
+		// instead of reset-looping a host that boots during an outage.
 		a.ls.lost = true
 		a.ls.lossGen++
 		a.ls.decision = decisionNone
-		a.log.Warn("lease ran out: no VM starts until the servers are reached again",
-			"host_id", a.hostID, "sent", a.lastSent, "ttl", a.leaseTTL)
+		if a.lastSent.IsZero() {
+			a.log.Info("no lease yet: no VM starts until the servers are reached", "host_id", a.hostID)
+		} else {
+			a.log.Warn("lease ran out: no VM starts until the servers are reached again",
+				"host_id", a.hostID, "sent", a.lastSent, "ttl", a.leaseTTL)
+		}
 	}
 	lost, decision := a.ls.lost, a.ls.decision
 	a.mu.Unlock()
