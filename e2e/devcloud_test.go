@@ -343,21 +343,37 @@ func (d *devCloud) restartServer(ctx context.Context, s *server, p *proc, bin st
 // restartAgent kills the host's agent with SIGKILL and starts it again
 // with the same command line and environment, as the test's child.
 func (d *devCloud) restartAgent(h *simHost) error {
+	p, bin, err := d.killAgent(h)
+	if err != nil {
+		return err
+	}
+	return d.startAgent(h, p, bin)
+}
+
+// killAgent kills the host's agent with SIGKILL and returns how to start
+// it again: its binary, and a proc with the command line and environment
+// /proc showed.
+func (d *devCloud) killAgent(h *simHost) (*proc, string, error) {
 	pid := h.pid()
 	argv, env, err := procCommand(pid)
 	if err != nil {
-		return fmt.Errorf("read the command of agent %s (pid %d): %w", h.name, pid, err)
+		return nil, "", fmt.Errorf("read the command of agent %s (pid %d): %w", h.name, pid, err)
 	}
 	if h.restarted != nil {
 		h.restarted.kill9()
 	} else if err := kill9PID(pid); err != nil {
-		return err
+		return nil, "", err
 	}
 	if _, err := h.status(d.probe); err == nil {
-		return fmt.Errorf("agent %s still answers its status after kill -9", h.name)
+		return nil, "", fmt.Errorf("agent %s still answers its status after kill -9", h.name)
 	}
-	p := &proc{name: "agent-" + h.name, logPath: h.logPath, args: argv[1:], env: env}
-	if err := p.start(argv[0]); err != nil {
+	return &proc{name: "agent-" + h.name, logPath: h.logPath, args: argv[1:], env: env}, argv[0], nil
+}
+
+// startAgent starts a killed agent again with p and bin (from killAgent)
+// as the test's child.
+func (d *devCloud) startAgent(h *simHost, p *proc, bin string) error {
+	if err := p.start(bin); err != nil {
 		return err
 	}
 	h.restarted = p
@@ -384,6 +400,9 @@ func newJobSDK(apiURL string, k adminKeys) *cloudstack.CloudStackClient {
 type hostSampler struct {
 	hosts  []*simHost
 	client *http.Client
+
+	// observe, if set before run, is given every sample as it is taken.
+	observe func(hostSample)
 
 	mu         sync.Mutex
 	hist       []hostSample
@@ -419,7 +438,11 @@ func (s *hostSampler) run(ctx context.Context) {
 			for _, dom := range st.Domains {
 				doms[dom.UUID] = true
 			}
-			s.add(hostSample{host: h.name, at: time.Now(), domains: doms})
+			n := hostSample{host: h.name, at: time.Now(), domains: doms}
+			s.add(n)
+			if s.observe != nil {
+				s.observe(n)
+			}
 		}
 		s.mu.Lock()
 		s.sweeps++

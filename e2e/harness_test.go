@@ -108,6 +108,7 @@ type proc struct {
 	logPath string
 	args    []string
 	env     []string
+	cred    *syscall.Credential // run as this user, if set (the HA partition test)
 
 	mu         sync.Mutex
 	cmd        *exec.Cmd
@@ -134,7 +135,7 @@ func (p *proc) start(bin string) error {
 	cmd.Env = append(os.Environ(), p.env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// If the test binary dies, its children die with it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Credential: p.cred}
 	if err := cmd.Start(); err != nil {
 		_ = logf.Close()
 		return fmt.Errorf("start %s: %w", p.name, err)
