@@ -72,7 +72,11 @@ type hostTimer struct {
 	timer    Timer
 	deadline time.Time
 	epoch    uint64
-	mu       sync.Mutex
+	// heard is when the last heartbeat of this term arrived; the term's
+	// start until the host heartbeats (its last one may have reached the
+	// previous leader just before it left).
+	heard time.Time
+	mu    sync.Mutex
 }
 
 // New returns a controller; it does nothing until Establish.
@@ -183,7 +187,7 @@ func (c *Controller) Establish(context.Context) error {
 		if g := int64(grace / 10); g > 0 {
 			jitter = time.Duration(rand.Int64N(g))
 		}
-		c.armLocked(h.ID, now.Add(grace+jitter))
+		c.armLocked(h.ID, now.Add(grace+jitter)).heard = now
 	}
 	c.wg.Add(1)
 	go c.restarter(c.ctx, c.term)
@@ -258,6 +262,7 @@ func (c *Controller) Heartbeat(hostID string, sent, received time.Time) bool {
 	st := c.cl.State()
 	c.armLocked(hostID, received.Add(seconds(st, fsm.SettingLeaseTTL)+seconds(st, fsm.SettingLeaseMargin)))
 	t.epoch++
+	t.heard = received
 	if stop := c.fencing[hostID]; stop != nil {
 		stop()
 	}
@@ -434,4 +439,41 @@ func (c *Controller) hostEvent(st *fsm.Store, h *fsm.Host, typ, level, format st
 		ID: newID(), Type: typ, Level: level, State: "Completed", Description: fmt.Sprintf(format, args...),
 		AccountID: account, DomainID: domain, ResourceType: "Host", ResourceID: h.ID, Created: c.clock.Now().UTC(),
 	})
+}
+
+// peerDecisionWindow bounds how long after its lease ran out an agent
+// takes to ask its peers and decide (its check period plus the peer
+// timeout, with room to spare; see hypervisor/agent lease.go).
+const peerDecisionWindow = 2 * time.Second
+
+// leasePeerHeard says whether a peer of h that the agent of h would have
+// asked held a lease while that agent decided to fence or hold on: the
+// peer is Up and this leader heard it after h's agent had decided (its
+// lease, ttl after its last heartbeat, plus the decision window). A peer
+// lost at the same moment as h was heard last about when h was, so a
+// cluster cut off as a whole never passes. peer names that host; ok is
+// true too when h has no peers (its agent then fences by itself).
+func (c *Controller) leasePeerHeard(st *fsm.Store, h *fsm.Host) (peer string, ok bool) {
+	hosts, err := fsm.List[fsm.Host](st, nil, fsm.TableHosts, "cluster", h.ClusterID)
+	if err != nil {
+		return "", false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var heard time.Time
+	if t := c.timers[h.ID]; t != nil {
+		heard = t.heard
+	}
+	need := heard.Add(seconds(st, fsm.SettingLeaseTTL) + peerDecisionWindow)
+	peers := 0
+	for _, p := range hosts {
+		if p.ID == h.ID || p.StatusURL == "" {
+			continue
+		}
+		peers++
+		if t := c.timers[p.ID]; p.State == fsm.HostStateUp && t != nil && !t.heard.Before(need) {
+			return p.Name, true
+		}
+	}
+	return "", peers == 0
 }

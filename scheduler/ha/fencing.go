@@ -124,6 +124,14 @@ func (c *Controller) fence(parent context.Context, term uint64, hostID string, e
 				"and confirm with declareHostAsDegraded", h.Name)
 			return
 		}
+		if peer, ok := c.leasePeerHeard(c.cl.State(), h); !ok {
+			c.alert(ctx, term, epoch, hostID, fsm.HAStateIneligible, "no other host of host %s's cluster has a lease either, so it may be cut off "+
+				"together with them rather than down; its agent keeps its VMs while none of its peers has a lease, and restarting them "+
+				"elsewhere could run them twice. Make sure the host is off, then confirm with declareHostAsDegraded", h.Name)
+			return
+		} else if peer != "" {
+			c.logger.Debug("lease fence trusted: a peer holds a lease", "host_id", hostID, "peer", peer)
+		}
 		// The lease fence needs no action and no wait. The leader's deadline
 		// is received + ttl + margin; the agent's is sent + ttl of the same
 		// heartbeat (or of a later one the leader also saw, since the

@@ -343,3 +343,33 @@ func TestPendingRestartRetriedWhenCapacityAppears(t *testing.T) {
 		t.Errorf("retried VM = %s pending %v", v.State, v.HAPending)
 	}
 }
+
+// TestLeaseFenceNeedsAPeerWithALease: hosts whose agents answer peers'
+// lease questions hold on, keeping their VMs, when none of their peers has
+// a lease either (a management outage, or the whole cluster cut off). So
+// when every host of the cluster is lost together, none is taken as
+// fenced by its lease; one lost while a peer still heartbeats is.
+func TestLeaseFenceNeedsAPeerWithALease(t *testing.T) {
+	withStatus := func(h *fsm.Host) { h.StatusURL = "http://" + h.IPAddress + ":8250" }
+	e := newEnv(t, map[string][]hostOpt{"h-1": {withStatus}, "h-2": {withStatus}, "h-3": {withStatus}})
+	e.vm("ha-1", "h-1", true, 1024)
+	e.establish()
+	e.beat("h-1", "h-2", "h-3")
+	// h-1 is lost while h-2 and h-3 still heartbeat: trusted.
+	e.run(deadline, "h-2", "h-3")
+	e.untilHost("h-1", fsm.HostStateDown, fsm.HAStateFenced)
+	e.until("the HA VM's start job", func(*fsm.Store) bool { return len(e.jobs("ha-1")) == 1 })
+	// Now h-2 and h-3 are lost together: nobody of the cluster holds a
+	// lease, so neither is taken as fenced.
+	e.vm("ha-2", "h-2", true, 1024)
+	e.run(2 * deadline)
+	for _, id := range []string{"h-2", "h-3"} {
+		h := e.untilHost(id, fsm.HostStateAlert, fsm.HAStateIneligible)
+		if h.State == fsm.HostStateDown {
+			t.Errorf("host %s taken as fenced with no peer holding a lease", id)
+		}
+	}
+	if n := len(e.jobs("ha-2")); n != 0 {
+		t.Fatalf("%d restart jobs for a VM of a host that may only be cut off", n)
+	}
+}
