@@ -106,12 +106,13 @@ type tenantTemplate struct {
 }
 
 // tenantWorks has a tenant register its own template, tag it, and list
-// templates, tags and events: it sees exactly its own.
+// templates, tags and events: it sees exactly its own, and once its
+// template has downloaded, the ready public ones beside it.
 func tenantWorks(t *testing.T, tk *tenantKeys, inv *inventory) *tenantTemplate {
 	t.Helper()
 	cs := tk.cs
 	name := tk.account + "-tpl"
-	tp := cs.Template.NewRegisterTemplateParams(tk.account+"'s image", "QCOW2", "KVM", name, "http://images.example.com/"+name+".qcow2")
+	tp := cs.Template.NewRegisterTemplateParams(tk.account+"'s image", "QCOW2", "KVM", name, inv.images.add(name+".qcow2", testQcow2()))
 	tp.SetZoneid(inv.zone)
 	r, err := cs.Template.RegisterTemplate(tp)
 	if err != nil || r.Count != 1 {
@@ -122,6 +123,7 @@ func tenantWorks(t *testing.T, tk *tenantKeys, inv *inventory) *tenantTemplate {
 		t.Fatalf("%s registerTemplate answered %+v", tk.username, tpl)
 	}
 	mine := &tenantTemplate{id: tpl.Id}
+	checkTemplateDownloaded(t, tk.username+" listTemplates self id", waitTemplateSettled(t, cs, "self", tpl.Id, inv.zone))
 	if _, err := cs.Resourcetags.CreateTags(cs.Resourcetags.NewCreateTagsParams([]string{tpl.Id}, "Template",
 		map[string]string{"team": tk.account})); err != nil {
 		t.Fatalf("%s createTags on its template: %v", tk.username, err)
@@ -138,10 +140,33 @@ func tenantWorks(t *testing.T, tk *tenantKeys, inv *inventory) *tenantTemplate {
 	if err != nil {
 		t.Fatalf("%s listTemplates executable: %v", tk.username, err)
 	}
-	// For a user, executable lists only copies ready to deploy, and nothing
-	// has downloaded an image yet: neither its own nor the public one.
-	if exec.Count != 0 {
-		t.Fatalf("%s listTemplates executable: %v, want none before any download", tk.username, templateIDs(exec.Templates))
+	// For a user, executable lists only copies ready to deploy: its own and
+	// the operator's public featured one, not the public one whose
+	// download failed, nor another tenant's.
+	want := []string{inv.template, tpl.Id}
+	sort.Strings(want)
+	if got := templateIDs(exec.Templates); !slices.Equal(got, want) || exec.Count != len(want) {
+		t.Fatalf("%s listTemplates executable: %v (count %d), want its own and the public ready one %v", tk.username, got, exec.Count, want)
+	}
+	for _, e := range exec.Templates {
+		// The download status is the owner's to see: a user sees none on
+		// the operator's template.
+		wantStatus := ""
+		if e.Id == tpl.Id {
+			wantStatus = statusComplete
+		}
+		if !e.Isready || e.Status != wantStatus || e.Size != testQcow2Virtual {
+			t.Fatalf("%s listTemplates executable lists %s isready=%v status=%q size=%d; want ready, status %q, size %d",
+				tk.username, e.Id, e.Isready, e.Status, e.Size, wantStatus, testQcow2Virtual)
+		}
+	}
+	selfExec, err := cs.Template.ListTemplates(cs.Template.NewListTemplatesParams("selfexecutable"))
+	if err != nil || templateIDsString(selfExec) != tpl.Id || selfExec.Count != 1 {
+		t.Fatalf("%s listTemplates selfexecutable: %+v, %v; want only its ready %s", tk.username, selfExec, err, tpl.Id)
+	}
+	featured, err := cs.Template.ListTemplates(cs.Template.NewListTemplatesParams("featured"))
+	if err != nil || templateIDsString(featured) != inv.template || featured.Count != 1 {
+		t.Fatalf("%s listTemplates featured: %+v, %v; want only the ready %s", tk.username, featured, err, inv.template)
 	}
 
 	tags, err := cs.Resourcetags.ListTags(cs.Resourcetags.NewListTagsParams())

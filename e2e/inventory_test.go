@@ -17,10 +17,13 @@ import (
 // tenants with their own keys: the operator builds a zone with a pod, a KVM
 // cluster, a host, primary and secondary storage, offerings, a template and
 // an ISO, and lists each back; creates a domain, accounts, users and keys.
+// The leader downloads every image from a local image server: listTemplates
+// shows the copy not downloaded, half way, then complete and measured; an
+// image whose URL answers 404 ends with the reason and is never ready.
 // Each tenant registers and tags its own template and sees only its own
-// things; another tenant's template by id looks exactly like a random id;
-// admin commands are refused; deleting what is in use fails naming the user;
-// events say who did what; and every list answers the same, byte for byte,
+// things (and the ready public ones); another tenant's template by id
+// looks exactly like a random id; admin commands are refused; deleting what
+// is in use fails naming the user; events say who did what; and every list answers the same, byte for byte,
 // on each of the three servers asked directly. Nothing fails over here, so
 // no error is retried: even one retriable() would retry fails the test.
 func TestOperatorBuildsCloudAndTenantsStayApart(t *testing.T) {
@@ -29,8 +32,10 @@ func TestOperatorBuildsCloudAndTenantsStayApart(t *testing.T) {
 	c.startAll()
 	lb := c.startHAProxy()
 	admin := newSDK(lb.apiURL(), c.keys)
+	images := newImageServer(t)
 
 	inv := buildZone(t, admin)
+	inv.images = images
 	addStorageAndCatalog(t, admin, inv)
 	checkInventoryListed(t, admin, inv)
 	checkInUseDeletes(t, admin, inv)
@@ -55,6 +60,8 @@ type inventory struct {
 	clusterPool, zonePool, store     string
 	offering, diskOffering           string
 	template, iso, osType, osTypeTxt string
+	broken                           string // a public, featured template whose download failed
+	images                           *imageServer
 }
 
 const (
@@ -69,6 +76,7 @@ const (
 	invDisk     = "inv-disk-20"
 	invTemplate = "inv-ubuntu"
 	invISO      = "inv-install-iso"
+	invBroken   = "inv-broken"
 )
 
 // buildZone makes and enables the zone, then a pod with an IP range, a KVM
@@ -234,8 +242,10 @@ func addImages(t *testing.T, cs *cloudstack.CloudStackClient, inv *inventory) {
 		t.Fatalf("listOsTypes lists no Ubuntu among %d types", types.Count)
 	}
 
+	// The image server holds the downloads until the registrations are
+	// checked: what registering answers is a copy not downloaded yet.
 	tp := cs.Template.NewRegisterTemplateParams("Ubuntu 22.04 cloud image", "QCOW2", "KVM", invTemplate,
-		"http://images.example.com/ubuntu-22.04.qcow2")
+		inv.images.add("ubuntu-22.04.qcow2", testQcow2()))
 	tp.SetZoneid(inv.zone)
 	tp.SetOstypeid(inv.osType)
 	tp.SetIspublic(true)
@@ -247,12 +257,12 @@ func addImages(t *testing.T, cs *cloudstack.CloudStackClient, inv *inventory) {
 	tpl := r.RegisterTemplate[0]
 	if tpl.Id == "" || tpl.Name != invTemplate || tpl.Zoneid != inv.zone || tpl.Zonename != invZone || tpl.Format != "QCOW2" ||
 		tpl.Hypervisor != "KVM" || tpl.Ostypeid != inv.osType || tpl.Ostypename != inv.osTypeTxt || !tpl.Ispublic ||
-		!tpl.Isfeatured || tpl.Isready || tpl.Status != "Not Downloaded" || tpl.Account != "admin" {
+		!tpl.Isfeatured || tpl.Isready || !notDownloadedYet(tpl.Status) || tpl.Account != "admin" {
 		t.Fatalf("registerTemplate answered %+v", tpl)
 	}
 	inv.template = tpl.Id
 
-	ip := cs.ISO.NewRegisterIsoParams("Ubuntu installer", invISO, "http://images.example.com/ubuntu-22.04.iso", inv.zone)
+	ip := cs.ISO.NewRegisterIsoParams("Ubuntu installer", invISO, inv.images.add("ubuntu-22.04.iso", testISO()), inv.zone)
 	ip.SetOstypeid(inv.osType)
 	ip.SetIspublic(true)
 	iso, err := cs.ISO.RegisterIso(ip)
@@ -260,10 +270,57 @@ func addImages(t *testing.T, cs *cloudstack.CloudStackClient, inv *inventory) {
 		t.Fatalf("registerIso: %v", err)
 	}
 	if iso.Id == "" || iso.Name != invISO || iso.Zoneid != inv.zone || !iso.Bootable || iso.Ostypeid != inv.osType ||
-		iso.Format != "ISO" || !iso.Ispublic || iso.Isready {
+		iso.Format != "ISO" || !iso.Ispublic || iso.Isready || !notDownloadedYet(iso.Status) {
 		t.Fatalf("registerIso answered %+v", iso)
 	}
 	inv.iso = iso.Id
+	waitImagesDownloaded(t, cs, inv)
+	addBrokenTemplate(t, cs, inv)
+}
+
+// waitImagesDownloaded lets the image server answer: the template shows
+// its download half way, then both images are downloaded and measured.
+func waitImagesDownloaded(t *testing.T, cs *cloudstack.CloudStackClient, inv *inventory) {
+	t.Helper()
+	inv.images.sendHalf()
+	half := waitTemplate(t, cs, "all", inv.template, inv.zone, func(tpl *cloudstack.Template) bool {
+		return tpl.Status == "50% Downloaded" || downloadSettled(tpl.Status)
+	})
+	if half.Status != "50% Downloaded" || half.Isready {
+		t.Fatalf("listTemplates all id: template half downloaded shows isready=%v status=%q; want not ready, \"50%% Downloaded\"", half.Isready, half.Status)
+	}
+	inv.images.sendRest()
+	checkTemplateDownloaded(t, "admin listTemplates all id", waitTemplateSettled(t, cs, "all", inv.template, inv.zone))
+	iso := waitIsoSettled(t, cs, inv.iso)
+	if !iso.Isready || iso.Status != statusComplete || iso.Size != testISOLen || iso.Physicalsize != testISOLen {
+		t.Fatalf("listIsos all id: ISO downloaded: isready=%v status=%q size=%d physicalsize=%d; want ready, %q, %d bytes",
+			iso.Isready, iso.Status, iso.Size, iso.Physicalsize, statusComplete, testISOLen)
+	}
+}
+
+// addBrokenTemplate registers a public, featured template whose URL answers
+// 404 Not Found: its download fails with the reason and it is never ready.
+func addBrokenTemplate(t *testing.T, cs *cloudstack.CloudStackClient, inv *inventory) {
+	t.Helper()
+	tp := cs.Template.NewRegisterTemplateParams("Gone from the image server", "QCOW2", "KVM", invBroken,
+		inv.images.missing("broken.qcow2"))
+	tp.SetZoneid(inv.zone)
+	tp.SetOstypeid(inv.osType)
+	tp.SetIspublic(true)
+	tp.SetIsfeatured(true)
+	r, err := cs.Template.RegisterTemplate(tp)
+	if err != nil || r.Count != 1 || len(r.RegisterTemplate) != 1 || r.RegisterTemplate[0].Isready {
+		t.Fatalf("registerTemplate %s: %+v, %v", invBroken, r, err)
+	}
+	inv.broken = r.RegisterTemplate[0].Id
+	tpl := waitTemplateSettled(t, cs, "all", inv.broken, inv.zone)
+	if tpl.Isready || !strings.Contains(tpl.Status, "404 Not Found") || tpl.Size != 0 || tpl.Physicalsize != 0 {
+		t.Fatalf("listTemplates all id: template with a 404 URL ends isready=%v status=%q size=%d physicalsize=%d; want not ready, the 404 in the status, no size",
+			tpl.Isready, tpl.Status, tpl.Size, tpl.Physicalsize)
+	}
+	if n := inv.images.fetched("missing/broken.qcow2"); n == 0 {
+		t.Fatalf("template %s failed without the image server being asked for its URL", invBroken)
+	}
 }
 
 // checkInventoryListed lists every object back and checks what an operator
@@ -334,26 +391,30 @@ func checkCatalogListed(t *testing.T, cs *cloudstack.CloudStackClient, inv *inve
 	}
 	tpl, n, err := cs.Template.GetTemplateByID(inv.template, "all", cloudstack.WithZone(inv.zone))
 	if err != nil || n != 1 || tpl.Name != invTemplate || tpl.Zoneid != inv.zone || tpl.Ostypeid != inv.osType || !tpl.Isfeatured ||
-		tpl.Status != "Not Downloaded" {
+		tpl.Status != statusComplete || !tpl.Isready || tpl.Size != testQcow2Virtual || tpl.Physicalsize != testQcow2Len {
 		t.Fatalf("listTemplates all id: %+v, %d, %v", tpl, n, err)
 	}
-	// Nothing has downloaded the image yet: CloudStack lists only ready
-	// copies under featured, so the operator's own featured list is empty.
-	if f, err := cs.Template.ListTemplates(cs.Template.NewListTemplatesParams("featured")); err != nil || f.Count != 0 {
-		t.Fatalf("listTemplates featured before any download: %+v, %v; want none ready", f, err)
+	// CloudStack lists only ready copies under featured: the downloaded
+	// template, not the featured one whose download failed.
+	if f, err := cs.Template.ListTemplates(cs.Template.NewListTemplatesParams("featured")); err != nil || templateIDsString(f) != inv.template ||
+		f.Count != 1 {
+		t.Fatalf("listTemplates featured: %+v, %v; want only the ready %s", f, err, inv.template)
 	}
 	if id, n, err := cs.Template.GetTemplateID(invTemplate, "executable", inv.zone); err != nil || n != 1 || id != inv.template {
 		t.Fatalf("SDK GetTemplateID(%s, executable) = %q, %v", invTemplate, id, err)
 	}
-	// isofilter defaults to selfexecutable, which (as in CloudStack) lists
-	// only ready copies; the operator asks for all.
 	li := cs.ISO.NewListIsosParams()
 	li.SetId(inv.iso)
 	li.SetIsofilter("all")
 	isos, err := cs.ISO.ListIsos(li)
 	if err != nil || isos.Count != 1 || isos.Isos[0].Name != invISO || isos.Isos[0].Zoneid != inv.zone || !isos.Isos[0].Bootable ||
-		isos.Isos[0].Ostypeid != inv.osType || isos.Isos[0].Status != "Not Downloaded" {
+		isos.Isos[0].Ostypeid != inv.osType || isos.Isos[0].Status != statusComplete || !isos.Isos[0].Isready {
 		t.Fatalf("listIsos id isofilter=all: %+v, %v", isos, err)
+	}
+	// isofilter defaults to selfexecutable, which (as in CloudStack) lists
+	// only ready copies: the downloaded ISO is one.
+	if own, err := cs.ISO.ListIsos(cs.ISO.NewListIsosParams()); err != nil || own.Count != 1 || len(own.Isos) != 1 || own.Isos[0].Id != inv.iso {
+		t.Fatalf("listIsos (selfexecutable): %+v, %v; want only the ready %s", own, err, inv.iso)
 	}
 }
 
@@ -443,6 +504,7 @@ func checkSameOnEveryServer(t *testing.T, c *testCluster, lb *haproxyProc, ids *
 	for _, tk := range []*tenantKeys{ids.eng, ids.ops, ids.engSecond, ids.engAdmin} {
 		qs = append(qs,
 			query{tk.username, tk.keys, "listTemplates", url.Values{"templatefilter": {"self"}, "listall": {"true"}}},
+			query{tk.username, tk.keys, "listTemplates", url.Values{"templatefilter": {"executable"}}},
 			query{tk.username, tk.keys, "listTags", url.Values{"listall": {"true"}}},
 			query{tk.username, tk.keys, "listEvents", url.Values{"listall": {"true"}}},
 			query{tk.username, tk.keys, "listAccounts", url.Values{"listall": {"true"}}},
@@ -495,6 +557,10 @@ func tearDown(t *testing.T, cs *cloudstack.CloudStackClient, ids *identities, in
 	}{
 		{"deleteTemplate", func() error {
 			_, err := cs.Template.DeleteTemplate(cs.Template.NewDeleteTemplateParams(inv.template))
+			return err
+		}},
+		{"deleteTemplate broken", func() error {
+			_, err := cs.Template.DeleteTemplate(cs.Template.NewDeleteTemplateParams(inv.broken))
 			return err
 		}},
 		{"deleteIso", func() error { _, err := cs.ISO.DeleteIso(cs.ISO.NewDeleteIsoParams(inv.iso)); return err }},
