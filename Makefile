@@ -6,7 +6,7 @@ LDFLAGS := -X main.version=$(VERSION)
 BIN := bin/stratus
 DEV_DIR ?= .run/dev-cloud
 
-.PHONY: all build run deps test unit fuzz e2e bench check fmt vet imports clean
+.PHONY: all build run deps test unit fuzz e2e bench soak check fmt vet imports clean
 
 all: build
 
@@ -48,7 +48,13 @@ e2e: build
 	STRATUS_E2E=1 STRATUS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -v -timeout 15m ./e2e/ 2>&1 | tee .run/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|e2e:' ; exit $${PIPESTATUS[0]}
 
 bench: build deps
-	STRATUS_BENCH=1 STRATUS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -v -timeout 30m -run '^(TestBenchmarks|TestBenchmarkDeploy)$$' ./e2e/
+	STRATUS_BENCH=1 STRATUS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -v -timeout 30m -run '^(TestBenchmarks|TestBenchmarkDeploy|TestBenchmarkHA)$$' ./e2e/
+
+# Randomized host HA soak (not part of make test): 100 rounds of a random
+# fault (agent kill -9, host partition when root, leader kill -9) with the
+# double-run checker; STRATUS_SOAK_ROUNDS=N for another count.
+soak: build
+	STRATUS_SOAK=1 STRATUS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -v -timeout 60m -run TestSoak ./e2e/
 
 check: fmt vet imports
 

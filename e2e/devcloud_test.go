@@ -367,7 +367,11 @@ func (d *devCloud) killAgent(h *simHost) (*proc, string, error) {
 	if _, err := h.status(d.probe); err == nil {
 		return nil, "", fmt.Errorf("agent %s still answers its status after kill -9", h.name)
 	}
-	return &proc{name: "agent-" + h.name, logPath: h.logPath, args: argv[1:], env: env}, argv[0], nil
+	p := &proc{name: "agent-" + h.name, logPath: h.logPath, args: argv[1:], env: env}
+	if h.restarted != nil {
+		p.cred = h.restarted.cred // the same user as well
+	}
+	return p, argv[0], nil
 }
 
 // startAgent starts a killed agent again with p and bin (from killAgent)
@@ -409,6 +413,7 @@ type hostSampler struct {
 	sweeps     int
 	failures   int // status requests that failed (an agent being restarted)
 	violations []string
+	total      int // violations found in all, also those check reported
 }
 
 type hostSample struct {
@@ -470,6 +475,7 @@ func (s *hostSampler) add(n hostSample) {
 		for _, mid := range s.hist[prev+1:] {
 			for id := range mid.domains {
 				if p.domains[id] && n.domains[id] && mid.host != n.host {
+					s.total++
 					s.violations = append(s.violations, fmt.Sprintf("VM %s ran on %s (samples at %s and %s) and on %s (sample at %s) at once",
 						id, n.host, p.at.Format("15:04:05.000"), n.at.Format("15:04:05.000"), mid.host, mid.at.Format("15:04:05.000")))
 				}
