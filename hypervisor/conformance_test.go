@@ -17,6 +17,8 @@ type conformanceHost struct {
 	poolDir string
 	// foreign defines a stopped domain Stratus does not manage.
 	foreign func(t *testing.T, uuid, name string)
+	// crash kills a running managed domain as a guest crash would.
+	crash func(t *testing.T, uuid string)
 }
 
 // driverFactory makes a fresh host; it registers its own cleanup.
@@ -35,6 +37,7 @@ func runConformance(t *testing.T, newHost driverFactory) {
 	t.Run("Volumes", func(t *testing.T) { testVolumes(t, newHost(t)) })
 	t.Run("NotFound", func(t *testing.T) { testNotFound(t, newHost(t)) })
 	t.Run("Migrate", func(t *testing.T) { testMigrate(t, newHost(t)) })
+	t.Run("StopReasons", func(t *testing.T) { testStopReasons(t, newHost(t)) })
 }
 
 func testCtx(t *testing.T) context.Context {
@@ -340,4 +343,81 @@ func testMigrate(t *testing.T, h conformanceHost) {
 		t.Fatalf("migrate: want ErrMigrationUnsupported, got %v", err)
 	}
 	waitPower(t, d, spec.UUID, PowerRunning)
+}
+
+// waitStopReason polls until the domain is Stopped with reason want, in
+// Domain and in Domains.
+func waitStopReason(t *testing.T, d Driver, uuid string, want StopReason) {
+	t.Helper()
+	waitPower(t, d, uuid, PowerStopped)
+	st, err := d.Domain(context.Background(), uuid)
+	if err != nil || st.StopReason != want {
+		t.Fatalf("domain %s: want stop reason %q, got %+v (err %v)", uuid, want, st, err)
+	}
+	list, err := d.Domains(context.Background())
+	if err != nil {
+		t.Fatalf("domains: %v", err)
+	}
+	for _, s := range list {
+		if s.UUID == uuid && s.StopReason != want {
+			t.Fatalf("domains: %s: want stop reason %q, got %+v", uuid, want, s)
+		}
+	}
+}
+
+// waitRunningNoReason polls until the domain runs and checks that it
+// reports no stop reason.
+func waitRunningNoReason(t *testing.T, d Driver, uuid string) {
+	t.Helper()
+	waitPower(t, d, uuid, PowerRunning)
+	if st, err := d.Domain(context.Background(), uuid); err != nil || st.StopReason != "" {
+		t.Fatalf("running domain %s: want no stop reason, got %+v (err %v)", uuid, st, err)
+	}
+}
+
+// testStopReasons checks that a stopped domain says why it stopped, long
+// after the fact and whether or not anyone read the event.
+func testStopReasons(t *testing.T, h conformanceHost) {
+	ctx, d := testCtx(t), h.drv
+	ch, err := d.Events(ctx)
+	if err != nil {
+		t.Fatalf("events: %v", err)
+	}
+	spec := testSpec(8, "")
+	if err := d.Start(ctx, spec); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	waitRunningNoReason(t, d, spec.UUID)
+	if err := d.Stop(ctx, spec.UUID); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	waitStopReason(t, d, spec.UUID, StopDestroyed)
+
+	if err := d.Start(ctx, spec); err != nil {
+		t.Fatalf("start after stop: %v", err)
+	}
+	waitRunningNoReason(t, d, spec.UUID)
+	if err := d.Shutdown(ctx, spec.UUID); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	waitStopReason(t, d, spec.UUID, StopGuestShutdown)
+
+	if err := d.Start(ctx, spec); err != nil {
+		t.Fatalf("start after shutdown: %v", err)
+	}
+	waitRunningNoReason(t, d, spec.UUID)
+	h.crash(t, spec.UUID)
+	waitStopReason(t, d, spec.UUID, StopCrashed)
+	if ev := waitEvent(t, ch, spec.UUID, EventCrashed); ev.Power != PowerStopped {
+		t.Fatalf("crashed event: %+v", ev)
+	}
+	// Stopping a stopped domain is a no-op and keeps the reason.
+	if err := d.Stop(ctx, spec.UUID); err != nil {
+		t.Fatalf("stop a crashed domain: %v", err)
+	}
+	waitStopReason(t, d, spec.UUID, StopCrashed)
+	if err := d.Start(ctx, spec); err != nil {
+		t.Fatalf("start after crash: %v", err)
+	}
+	waitRunningNoReason(t, d, spec.UUID)
 }

@@ -116,11 +116,30 @@ type NICSpec struct {
 	Bridge string `json:"bridge,omitempty"` // host bridge; empty for the default network
 }
 
+// StopReason is why a domain is shut off, as the hypervisor recorded it
+// (libvirt: the reason virDomainGetState gives with VIR_DOMAIN_SHUTOFF).
+// Unlike a lifecycle event it can be read at any time after the stop, so
+// it does not depend on whether the event has been seen yet.
+type StopReason string
+
+// Stop reasons.
+const (
+	StopCrashed       StopReason = "crashed"        // the guest or its process died, or it failed to start
+	StopGuestShutdown StopReason = "guest-shutdown" // the guest powered itself off (also after Shutdown's ACPI request)
+	StopDestroyed     StopReason = "destroyed"      // powered off from outside the guest: Stop, Destroy, virsh destroy
+	StopSaved         StopReason = "saved"          // its memory was saved to disk (managed save)
+	StopMigrated      StopReason = "migrated"       // it migrated to another host
+	StopUnknown       StopReason = "unknown"        // never started, or the hypervisor does not say
+)
+
 // DomainStatus is a domain as the hypervisor sees it.
 type DomainStatus struct {
 	UUID  string     `json:"uuid"`
 	Name  string     `json:"name"`
 	Power PowerState `json:"power"`
+	// StopReason says why a Stopped domain is shut off; it is empty
+	// unless Power is PowerStopped.
+	StopReason StopReason `json:"stop_reason,omitempty"`
 }
 
 // VolumeSpec describes a volume to create.

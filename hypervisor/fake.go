@@ -12,8 +12,8 @@ import (
 // Fake is an in-memory Driver for unit tests. It keeps domains with their
 // power states and volumes in pools, delivers lifecycle events, and has
 // helpers that simulate what a guest does on its own (Crash,
-// GuestShutdown) and make the next call of a method fail (FailNext).
-// It is safe for concurrent use.
+// GuestShutdown), make the next call of a method fail (FailNext) and hold
+// events back (HoldEvents). It is safe for concurrent use.
 type Fake struct {
 	mu       sync.Mutex
 	facts    HostFacts
@@ -23,11 +23,38 @@ type Fake struct {
 	failures map[string][]error
 	events   *eventHub
 	closed   bool
+	// hold: events are kept in held instead of being delivered, until
+	// ReleaseEvents.
+	hold bool
+	held []DomainEvent
 }
 
 type fakeDomain struct {
 	spec  DomainSpec
 	power PowerState
+	// why a Stopped domain stopped, as libvirt's GetState reason
+	stopReason StopReason
+}
+
+// setPower changes d's power and, when it stops, records why.
+func (d *fakeDomain) setPower(p PowerState, why StopReason) {
+	d.power = p
+	d.stopReason = ""
+	if p == PowerStopped {
+		d.stopReason = why
+	}
+}
+
+// status is d as Domain and Domains report it.
+func (d *fakeDomain) status() DomainStatus {
+	st := DomainStatus{UUID: d.spec.UUID, Name: d.spec.Name, Power: d.power}
+	if d.power == PowerStopped {
+		st.StopReason = d.stopReason
+		if st.StopReason == "" {
+			st.StopReason = StopUnknown
+		}
+	}
+	return st
 }
 
 type fakePool struct {
@@ -58,18 +85,40 @@ func (f *Fake) FailNext(method string, err error) {
 }
 
 // Crash kills a running domain as if its guest crashed: it becomes
-// Stopped and subscribers get EventCrashed.
+// Stopped with StopCrashed and subscribers get EventCrashed.
 func (f *Fake) Crash(uuid string) error {
-	return f.guestStop(uuid, EventCrashed)
+	return f.guestStop(uuid, EventCrashed, StopCrashed)
 }
 
 // GuestShutdown powers a running domain off as if its guest shut itself
-// down: it becomes Stopped and subscribers get EventShutdown.
+// down: it becomes Stopped with StopGuestShutdown and subscribers get
+// EventShutdown.
 func (f *Fake) GuestShutdown(uuid string) error {
-	return f.guestStop(uuid, EventShutdown)
+	return f.guestStop(uuid, EventShutdown, StopGuestShutdown)
 }
 
-func (f *Fake) guestStop(uuid string, kind EventKind) error {
+// HoldEvents keeps every lifecycle event from now on from subscribers
+// until ReleaseEvents, as a slow libvirt event loop would: tests use it to
+// make the agent see a change in a pass before the event.
+func (f *Fake) HoldEvents() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.hold = true
+}
+
+// ReleaseEvents delivers the events held back since HoldEvents, in order,
+// and delivers later events at once again.
+func (f *Fake) ReleaseEvents() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.hold = false
+	for _, ev := range f.held {
+		f.events.publish(ev)
+	}
+	f.held = nil
+}
+
+func (f *Fake) guestStop(uuid string, kind EventKind, why StopReason) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	d, ok := f.managed(uuid)
@@ -79,7 +128,7 @@ func (f *Fake) guestStop(uuid string, kind EventKind) error {
 	if d.power == PowerStopped {
 		return nil
 	}
-	d.power = PowerStopped
+	d.setPower(PowerStopped, why)
 	f.emit(d, kind)
 	return nil
 }
@@ -90,7 +139,7 @@ func (f *Fake) guestStop(uuid string, kind EventKind) error {
 func (f *Fake) DefineForeign(uuid, name string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.domains[uuid] = &fakeDomain{spec: DomainSpec{UUID: uuid, Name: name}, power: PowerStopped}
+	f.domains[uuid] = &fakeDomain{spec: DomainSpec{UUID: uuid, Name: name}, power: PowerStopped, stopReason: StopUnknown}
 }
 
 // managed returns a domain Stratus manages. Callers hold f.mu.
@@ -115,7 +164,8 @@ func (f *Fake) Spec(uuid string) (DomainSpec, bool) {
 }
 
 // SetPower forces a domain's power state without emitting an event, for
-// tests that need a state the Driver methods cannot produce (Paused).
+// tests that need a state the Driver methods cannot produce (Paused). A
+// domain it stops gets StopUnknown: nobody said why.
 func (f *Fake) SetPower(uuid string, p PowerState) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -123,7 +173,9 @@ func (f *Fake) SetPower(uuid string, p PowerState) error {
 	if !ok {
 		return fmt.Errorf("fake domain %s: %w", uuid, ErrNotFound)
 	}
-	d.power = p
+	if p != PowerStopped || d.power != PowerStopped {
+		d.setPower(p, StopUnknown)
+	}
 	return nil
 }
 
@@ -145,9 +197,15 @@ func (f *Fake) takeFailure(method string) error {
 	return err
 }
 
-// emit publishes an event about d. Callers hold f.mu.
+// emit publishes an event about d, or keeps it while events are held.
+// Callers hold f.mu.
 func (f *Fake) emit(d *fakeDomain, kind EventKind) {
-	f.events.publish(DomainEvent{UUID: d.spec.UUID, Name: d.spec.Name, Kind: kind, Power: d.power})
+	ev := DomainEvent{UUID: d.spec.UUID, Name: d.spec.Name, Kind: kind, Power: d.power}
+	if f.hold {
+		f.held = append(f.held, ev)
+		return
+	}
+	f.events.publish(ev)
 }
 
 // Facts implements Driver.
@@ -170,7 +228,7 @@ func (f *Fake) Domains(ctx context.Context) ([]DomainStatus, error) {
 	out := make([]DomainStatus, 0, len(f.domains))
 	for _, d := range f.domains {
 		if strings.HasPrefix(d.spec.Name, DomainPrefix) {
-			out = append(out, DomainStatus{UUID: d.spec.UUID, Name: d.spec.Name, Power: d.power})
+			out = append(out, d.status())
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -188,7 +246,7 @@ func (f *Fake) Domain(ctx context.Context, uuid string) (DomainStatus, error) {
 	if !ok {
 		return DomainStatus{}, fmt.Errorf("fake domain %s: %w", uuid, ErrNotFound)
 	}
-	return DomainStatus{UUID: d.spec.UUID, Name: d.spec.Name, Power: d.power}, nil
+	return d.status(), nil
 }
 
 // Start implements Driver.
@@ -214,7 +272,7 @@ func (f *Fake) Start(ctx context.Context, spec DomainSpec) error {
 		return fmt.Errorf("fake start %s: uuid taken by unmanaged domain %s", spec.Name, d.spec.Name)
 	}
 	if !ok {
-		d = &fakeDomain{spec: spec, power: PowerStopped}
+		d = &fakeDomain{spec: spec, power: PowerStopped, stopReason: StopUnknown}
 		f.domains[spec.UUID] = d
 		f.emit(d, EventDefined)
 	}
@@ -222,13 +280,14 @@ func (f *Fake) Start(ctx context.Context, spec DomainSpec) error {
 	if d.power == PowerRunning {
 		return nil
 	}
-	d.power = PowerRunning
+	d.setPower(PowerRunning, "")
 	f.emit(d, EventStarted)
 	return nil
 }
 
 // Shutdown implements Driver. The fake guest obeys at once: the domain
-// becomes Stopped and subscribers get EventShutdown.
+// becomes Stopped with StopGuestShutdown (as libvirt records it) and
+// subscribers get EventShutdown.
 func (f *Fake) Shutdown(ctx context.Context, uuid string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -242,12 +301,12 @@ func (f *Fake) Shutdown(ctx context.Context, uuid string) error {
 	if d.power == PowerStopped {
 		return nil
 	}
-	d.power = PowerStopped
+	d.setPower(PowerStopped, StopGuestShutdown)
 	f.emit(d, EventShutdown)
 	return nil
 }
 
-// Stop implements Driver.
+// Stop implements Driver. The domain stops with StopDestroyed.
 func (f *Fake) Stop(ctx context.Context, uuid string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -261,7 +320,7 @@ func (f *Fake) Stop(ctx context.Context, uuid string) error {
 	if d.power == PowerStopped {
 		return nil
 	}
-	d.power = PowerStopped
+	d.setPower(PowerStopped, StopDestroyed)
 	f.emit(d, EventStopped)
 	return nil
 }
@@ -296,7 +355,7 @@ func (f *Fake) Destroy(ctx context.Context, uuid string) error {
 		return nil
 	}
 	if d.power != PowerStopped {
-		d.power = PowerStopped
+		d.setPower(PowerStopped, StopDestroyed)
 		f.emit(d, EventStopped)
 	}
 	delete(f.domains, uuid)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 )
 
 func newFakeHost(t *testing.T) conformanceHost {
@@ -13,6 +14,12 @@ func newFakeHost(t *testing.T) conformanceHost {
 		drv:     f,
 		poolDir: "/var/lib/stratus/primary",
 		foreign: func(t *testing.T, uuid, name string) { f.DefineForeign(uuid, name) },
+		crash: func(t *testing.T, uuid string) {
+			t.Helper()
+			if err := f.Crash(uuid); err != nil {
+				t.Fatalf("crash: %v", err)
+			}
+		},
 	}
 }
 
@@ -87,5 +94,58 @@ func TestFakeClose(t *testing.T) {
 	}
 	if _, err := f.Domains(context.Background()); !errors.Is(err, ErrConnection) {
 		t.Fatalf("after close: want ErrConnection, got %v", err)
+	}
+}
+
+func TestFakeStopReasonsAndHeldEvents(t *testing.T) {
+	f := newFakeHost(t).drv.(*Fake)
+	ctx := testCtx(t)
+	ch, err := f.Events(ctx)
+	if err != nil {
+		t.Fatalf("events: %v", err)
+	}
+	a, b := testSpec(1, ""), testSpec(2, "")
+	for _, s := range []DomainSpec{a, b} {
+		if err := f.Start(ctx, s); err != nil {
+			t.Fatalf("start: %v", err)
+		}
+		waitEvent(t, ch, s.UUID, EventStarted)
+	}
+	f.HoldEvents()
+	if err := f.Crash(a.UUID); err != nil {
+		t.Fatalf("crash: %v", err)
+	}
+	if err := f.GuestShutdown(b.UUID); err != nil {
+		t.Fatalf("guest shutdown: %v", err)
+	}
+	// The state says why at once; the events wait.
+	waitStopReason(t, f, a.UUID, StopCrashed)
+	waitStopReason(t, f, b.UUID, StopGuestShutdown)
+	select {
+	case ev := <-ch:
+		t.Fatalf("event delivered while held: %+v", ev)
+	case <-time.After(20 * time.Millisecond):
+	}
+	f.ReleaseEvents()
+	waitEvent(t, ch, a.UUID, EventCrashed)
+	waitEvent(t, ch, b.UUID, EventShutdown)
+	// SetPower stops without saying why.
+	if err := f.Start(ctx, a); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	waitEvent(t, ch, a.UUID, EventStarted)
+	if err := f.SetPower(a.UUID, PowerStopped); err != nil {
+		t.Fatalf("set power: %v", err)
+	}
+	waitStopReason(t, f, a.UUID, StopUnknown)
+	if err := f.SetPower(b.UUID, PowerStopped); err != nil {
+		t.Fatalf("set power: %v", err)
+	}
+	waitStopReason(t, f, b.UUID, StopGuestShutdown)
+	if err := f.SetPower(b.UUID, PowerPaused); err != nil {
+		t.Fatalf("set power: %v", err)
+	}
+	if st, err := f.Domain(ctx, b.UUID); err != nil || st.StopReason != "" {
+		t.Fatalf("paused: %+v, %v", st, err)
 	}
 }

@@ -407,6 +407,36 @@ func powerOf(s libvirt.DomainState) PowerState {
 	return PowerUnknown
 }
 
+// stopReasonOf maps the reason virDomainGetState gives with a state to
+// why a stopped domain stopped; it is empty for states powerOf does not
+// map to PowerStopped. libvirt's test driver records SHUTDOWN for
+// virDomainShutdown, DESTROYED for virDomainDestroy, SAVED for a managed
+// save, CRASHED for virDomainCoreDump with VIR_DUMP_CRASH, and UNKNOWN for
+// a domain defined and never started.
+func stopReasonOf(s libvirt.DomainState, reason int) StopReason {
+	switch s {
+	case libvirt.DOMAIN_CRASHED:
+		return StopCrashed
+	case libvirt.DOMAIN_SHUTOFF:
+	default:
+		return ""
+	}
+	switch libvirt.DomainShutoffReason(reason) {
+	case libvirt.DOMAIN_SHUTOFF_CRASHED, libvirt.DOMAIN_SHUTOFF_FAILED:
+		// As lifecycleKind: a qemu that failed is a crash to us.
+		return StopCrashed
+	case libvirt.DOMAIN_SHUTOFF_SHUTDOWN:
+		return StopGuestShutdown
+	case libvirt.DOMAIN_SHUTOFF_DESTROYED, libvirt.DOMAIN_SHUTOFF_DAEMON:
+		return StopDestroyed
+	case libvirt.DOMAIN_SHUTOFF_SAVED:
+		return StopSaved
+	case libvirt.DOMAIN_SHUTOFF_MIGRATED:
+		return StopMigrated
+	}
+	return StopUnknown
+}
+
 // Close implements Driver: it closes the connection and every Events
 // channel. Later calls fail with ErrConnection.
 func (l *Libvirt) Close() error {

@@ -187,11 +187,11 @@ func (l *Libvirt) status(lc *lvConn, d *libvirt.Domain) (DomainStatus, error) {
 	if err != nil {
 		return DomainStatus{}, l.fail(lc, "domain uuid", err)
 	}
-	state, _, err := d.GetState()
+	state, reason, err := d.GetState()
 	if err != nil {
 		return DomainStatus{}, l.fail(lc, "domain "+name+" state", err)
 	}
-	return DomainStatus{UUID: uuid, Name: name, Power: powerOf(state)}, nil
+	return DomainStatus{UUID: uuid, Name: name, Power: powerOf(state), StopReason: stopReasonOf(state, reason)}, nil
 }
 
 // lookup finds a managed domain by UUID; callers Free it. Missing and

@@ -60,6 +60,29 @@ func newLibvirtHost(t *testing.T) conformanceHost {
 			}
 			_ = d.Free()
 		},
+		crash: func(t *testing.T, uuid string) {
+			t.Helper()
+			crashTestDomain(t, l, uuid)
+		},
+	}
+}
+
+// crashTestDomain crashes a domain of libvirt's test driver: a core dump
+// with VIR_DUMP_CRASH is its one way to simulate a crash (the domain
+// becomes SHUTOFF/CRASHED and a STOPPED/CRASHED event fires).
+func crashTestDomain(t *testing.T, l *Libvirt, uuid string) {
+	t.Helper()
+	lc, err := l.connect()
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	d, err := lc.c.LookupDomainByUUIDString(uuid)
+	if err != nil {
+		t.Fatalf("lookup %s: %v", uuid, err)
+	}
+	defer func() { _ = d.Free() }()
+	if err := d.CoreDump(filepath.Join(t.TempDir(), "core"), libvirt.DUMP_CRASH); err != nil {
+		t.Fatalf("crash %s: %v", uuid, err)
 	}
 }
 
@@ -249,5 +272,68 @@ func TestLibvirtErrorClassification(t *testing.T) {
 		if lc.dead.Load() != c.dead {
 			t.Errorf("%v: dead %v, want %v", c.err, lc.dead.Load(), c.dead)
 		}
+	}
+}
+
+func TestStopReasonOf(t *testing.T) {
+	cases := []struct {
+		state  libvirt.DomainState
+		reason int
+		want   StopReason
+	}{
+		{libvirt.DOMAIN_RUNNING, int(libvirt.DOMAIN_RUNNING_BOOTED), ""},
+		{libvirt.DOMAIN_PAUSED, int(libvirt.DOMAIN_PAUSED_IOERROR), ""},
+		{libvirt.DOMAIN_SHUTDOWN, int(libvirt.DOMAIN_SHUTDOWN_USER), ""},
+		{libvirt.DOMAIN_CRASHED, int(libvirt.DOMAIN_CRASHED_PANICKED), StopCrashed},
+		{libvirt.DOMAIN_SHUTOFF, int(libvirt.DOMAIN_SHUTOFF_CRASHED), StopCrashed},
+		{libvirt.DOMAIN_SHUTOFF, int(libvirt.DOMAIN_SHUTOFF_FAILED), StopCrashed},
+		{libvirt.DOMAIN_SHUTOFF, int(libvirt.DOMAIN_SHUTOFF_SHUTDOWN), StopGuestShutdown},
+		{libvirt.DOMAIN_SHUTOFF, int(libvirt.DOMAIN_SHUTOFF_DESTROYED), StopDestroyed},
+		{libvirt.DOMAIN_SHUTOFF, int(libvirt.DOMAIN_SHUTOFF_DAEMON), StopDestroyed},
+		{libvirt.DOMAIN_SHUTOFF, int(libvirt.DOMAIN_SHUTOFF_SAVED), StopSaved},
+		{libvirt.DOMAIN_SHUTOFF, int(libvirt.DOMAIN_SHUTOFF_MIGRATED), StopMigrated},
+		{libvirt.DOMAIN_SHUTOFF, int(libvirt.DOMAIN_SHUTOFF_UNKNOWN), StopUnknown},
+		{libvirt.DOMAIN_SHUTOFF, int(libvirt.DOMAIN_SHUTOFF_FROM_SNAPSHOT), StopUnknown},
+	}
+	for _, c := range cases {
+		if got := stopReasonOf(c.state, c.reason); got != c.want {
+			t.Errorf("state %d reason %d: got %q, want %q", c.state, c.reason, got, c.want)
+		}
+		if (c.want != "") != (powerOf(c.state) == PowerStopped) {
+			t.Errorf("state %d: stop reason %q with power %s", c.state, c.want, powerOf(c.state))
+		}
+	}
+}
+
+// The test driver's own reasons: never started is UNKNOWN, and a managed
+// save is SAVED (the conformance suite covers destroy, shutdown, crash).
+func TestLibvirtTestDriverStopReasons(t *testing.T) {
+	l := openTestHost(t, TestHost{Name: "kvm-1", CPUs: 2, MHz: 2000, MemoryMiB: 2048})
+	ctx := testCtx(t)
+	spec := testSpec(1, "")
+	lc, err := l.connect()
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	x, err := domainXML(spec, "test")
+	if err != nil {
+		t.Fatalf("domain xml: %v", err)
+	}
+	d, err := lc.c.DomainDefineXML(x)
+	if err != nil {
+		t.Fatalf("define: %v", err)
+	}
+	defer func() { _ = d.Free() }()
+	if st, err := l.Domain(ctx, spec.UUID); err != nil || st.Power != PowerStopped || st.StopReason != StopUnknown {
+		t.Fatalf("never started: %+v, %v", st, err)
+	}
+	if err := l.Start(ctx, spec); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	if err := d.ManagedSave(0); err != nil {
+		t.Fatalf("managed save: %v", err)
+	}
+	if st, err := l.Domain(ctx, spec.UUID); err != nil || st.Power != PowerStopped || st.StopReason != StopSaved {
+		t.Fatalf("saved: %+v, %v", st, err)
 	}
 }

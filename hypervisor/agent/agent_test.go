@@ -660,3 +660,53 @@ func TestStopSeenWithoutEventIsHeld(t *testing.T) {
 	// The servers saw it and still want it: it runs again.
 	waitFor(t, "vm1 started again", func() bool { return drv.count(drv.starts, "vm1") == 2 })
 }
+
+// A crash and a guest shutdown that a pass finds before their events (the
+// libvirt event loop is slow) are reported as what they are, read from
+// the domain's stop reason, not as stopped-outside; the late events
+// change nothing.
+func TestStopReasonWinsOverLateEvent(t *testing.T) {
+	c := newCloud(t)
+	srv := c.serve("s1")
+	drv := newSpy("kvm1")
+	withHost(t, c, drv, []string{srv.URL}, nil)
+	c.setVM("host-a", vm("crasher", WantRunning))
+	c.setVM("host-a", vm("quitter", WantRunning))
+	c.setVM("host-a", vm("killed", WantRunning))
+	for _, id := range []string{"crasher", "quitter", "killed"} {
+		reported(t, c, id, "Running", isPower(hypervisor.PowerRunning))
+	}
+	drv.HoldEvents()
+	if err := drv.Crash("crasher"); err != nil {
+		t.Fatal(err)
+	}
+	if err := drv.GuestShutdown("quitter"); err != nil {
+		t.Fatal(err)
+	}
+	if err := drv.Fake.Stop(context.Background(), "killed"); err != nil { // virsh destroy
+		t.Fatal(err)
+	}
+	// A pass with every event still held back.
+	c.setVM("host-a", vm("other", WantStopped))
+	reported(t, c, "other", "Stopped", isPower(hypervisor.PowerStopped))
+	want := map[string]string{"crasher": ReasonCrashed, "quitter": ReasonGuestShutdown, "killed": ReasonStoppedOutside}
+	for id, reason := range want {
+		r := reportedEver(t, c, id, "with a reason", func(r VMReport) bool { return r.Reason != "" })
+		if r.Reason != reason || r.Power != hypervisor.PowerStopped {
+			t.Errorf("%s: want reason %s, got report %+v", id, reason, r)
+		}
+	}
+	drv.ReleaseEvents()
+	// The servers saw the reports and still want the VMs: they run again.
+	for id := range want {
+		waitFor(t, id+" started again", func() bool { return drv.count(drv.starts, id) == 2 })
+		reported(t, c, id, "Running again", isPower(hypervisor.PowerRunning))
+	}
+	for id, reason := range want {
+		for _, r := range c.vmReports(id) {
+			if r.Reason != "" && r.Reason != reason {
+				t.Errorf("%s: reported %+v, want only reason %s", id, r, reason)
+			}
+		}
+	}
+}

@@ -413,10 +413,14 @@ func (r *reconciler) ensureRunning(ctx context.Context, index uint64, vm *Desire
 	if st.wasRunning && r.a.wasFenced(domainUUID(vm)) {
 		st.wasRunning = false // the agent's own self-fence stopped it
 	}
-	if st.wasRunning && !r.excused(domainUUID(vm)) {
-		// It ran and stopped without the agent asking, and no event
-		// said so yet: the same as an event.
-		r.hold(vm, ReasonStoppedOutside)
+	if st.wasRunning {
+		// It ran and stopped without the agent asking, whether or not
+		// an event said so yet: the same as an event, with the reason
+		// the hypervisor recorded, so the report does not depend on
+		// which of the two the agent saw first.
+		if reason := stopReason(status, exists); reason == ReasonCrashed || !r.excused(domainUUID(vm)) {
+			r.hold(vm, reason)
+		}
 	}
 	if st.held {
 		if !r.released(index, vm, st) {
@@ -465,6 +469,24 @@ func (r *reconciler) ensureRunning(ctx context.Context, index uint64, vm *Desire
 	r.setGen(vm.ID, st, vm.RebootGen)
 	r.log.Info("domain started", "vm_id", vm.ID, "uuid", domainUUID(vm))
 	return report(vm, st, hypervisor.PowerRunning), 0
+}
+
+// stopReason is the Reason of a VM whose domain stopped by itself, from
+// why the hypervisor says it stopped: the pass's counterpart of note's
+// mapping of events. An undefined domain and any stop other than a crash
+// or a guest shutdown were done outside. (As in note, the caller holds a
+// crash even while the agent's own stop is excused.)
+func stopReason(status hypervisor.DomainStatus, exists bool) string {
+	if !exists {
+		return ReasonStoppedOutside
+	}
+	switch status.StopReason {
+	case hypervisor.StopCrashed:
+		return ReasonCrashed
+	case hypervisor.StopGuestShutdown:
+		return ReasonGuestShutdown
+	}
+	return ReasonStoppedOutside
 }
 
 // released reports whether a held VM may start again: the servers have
@@ -754,7 +776,8 @@ func (r *reconciler) note(ev hypervisor.DomainEvent) bool {
 }
 
 // hold keeps a VM that should run and stopped by itself down until the
-// servers have seen why. A more precise reason replaces a guessed one.
+// servers have seen why. A more precise reason replaces a guessed one
+// (stopped-outside, from a domain that says no more than that it is off).
 func (r *reconciler) hold(vm *DesiredVM, reason string) {
 	if vm.Power != WantRunning || vm.MigrateTo != "" || vm.Incoming {
 		return
