@@ -33,6 +33,11 @@ func TestOperatorBuildsCloudAndTenantsStayApart(t *testing.T) {
 	lb := c.startHAProxy()
 	admin := newSDK(lb.apiURL(), c.keys)
 	images := newImageServer(t)
+	// The image server is on loopback, an internal address the leader
+	// refuses to download from until the operator allows it.
+	if _, err := admin.Configuration.UpdateConfiguration(allowInternalSites(admin, "127.0.0.0/8")); err != nil {
+		t.Fatalf("allow loopback image downloads: %v", err)
+	}
 
 	inv := buildZone(t, admin)
 	inv.images = images
@@ -605,4 +610,10 @@ func tearDown(t *testing.T, cs *cloudstack.CloudStackClient, ids *identities, in
 	if evs, err := cs.Event.ListEvents(le); err != nil || evs.Count != 1 || evs.Events[0].Resourceid != inv.zone || evs.Events[0].Username != "admin" {
 		t.Fatalf("admin listEvents type=ZONE.DELETE: %+v, %v; want the one delete, by admin", evs, err)
 	}
+}
+
+func allowInternalSites(cs *cloudstack.CloudStackClient, cidrs string) *cloudstack.UpdateConfigurationParams {
+	p := cs.Configuration.NewUpdateConfigurationParams("secstorage.allowed.internal.sites")
+	p.SetValue(cidrs)
+	return p
 }

@@ -444,3 +444,14 @@ func OSCategoryByID(id string) (OSCategory, bool) {
 	}
 	return OSCategory{}, false
 }
+
+// SettingAllowedInternalSites lists the internal networks (CIDRs, comma
+// separated) template and ISO URLs may point at; every other internal
+// address (loopback, private, link-local) is refused, so users cannot make
+// the leader fetch from inside the cloud's own networks.
+const SettingAllowedInternalSites = "secstorage.allowed.internal.sites"
+
+func init() {
+	settingDefs = append(settingDefs, SettingDef{Name: SettingAllowedInternalSites, Category: "Advanced", Type: "String", Default: "", Dynamic: true,
+		Description: "Internal networks (CIDRs, comma separated) that template and ISO downloads may reach; others such as loopback, private and link-local ranges are refused."})
+}

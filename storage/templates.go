@@ -8,10 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
-	"os"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -30,7 +33,9 @@ type Cluster interface {
 // template or ISO copy registered in a zone (NOT_DOWNLOADED) is fetched
 // from its URL, measured (size, the virtual size in a qcow2 header, the
 // checksum when one was given) and marked DOWNLOADED and ready, or
-// DOWNLOAD_ERROR with the reason. http, https and file URLs are read.
+// DOWNLOAD_ERROR with the reason. http and https URLs are read, from
+// public addresses only unless secstorage.allowed.internal.sites lets an
+// internal network in (see allowAddress).
 //
 // The bytes are read and checked, not yet written to the zone's NFS image
 // store: hosts fetch nothing from secondary storage until the storage
@@ -47,12 +52,24 @@ func NewTemplateSync(c Cluster, logger hclog.Logger) *TemplateSync {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	t := &TemplateSync{c: c, logger: logger.Named("templates"), client: &http.Client{Timeout: 10 * time.Minute}}
+	t := &TemplateSync{c: c, logger: logger.Named("templates")}
+	dialer := &net.Dialer{Timeout: 30 * time.Second, Control: t.allowAddress}
+	t.client = &http.Client{Timeout: 10 * time.Minute, Transport: &http.Transport{
+		DialContext: dialer.DialContext, TLSHandshakeTimeout: 30 * time.Second, ResponseHeaderTimeout: time.Minute}}
 	t.LeaderTask = cluster.NewLeaderTask(t.loop)
 	return t
 }
 
+// maxDownloads is how many downloads run at once, so one slow or stalled
+// URL cannot hold every other template back.
+const maxDownloads = 4
+
 func (t *TemplateSync) loop(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	running := map[string]bool{}
+	var mu sync.Mutex
+	slots := make(chan struct{}, maxDownloads)
 	for ctx.Err() == nil {
 		st := t.c.State()
 		changed, err := st.Watch(fsm.TableTemplateZones)
@@ -66,9 +83,31 @@ func (t *TemplateSync) loop(ctx context.Context) {
 			return
 		}
 		for _, c := range copies {
-			if c.DownloadState == fsm.DownloadNotDownloaded || c.DownloadState == fsm.DownloadInProgress {
-				t.fetch(ctx, st, c)
+			mu.Lock()
+			busy := running[c.ID]
+			mu.Unlock()
+			if busy || (c.DownloadState != fsm.DownloadNotDownloaded && c.DownloadState != fsm.DownloadInProgress) {
+				continue
 			}
+			select {
+			case slots <- struct{}{}:
+			default:
+				continue // all slots busy: picked up when one frees (its commit wakes the watch)
+			}
+			mu.Lock()
+			running[c.ID] = true
+			mu.Unlock()
+			wg.Add(1)
+			go func(c *fsm.TemplateZone) {
+				defer wg.Done()
+				defer func() {
+					mu.Lock()
+					delete(running, c.ID)
+					mu.Unlock()
+					<-slots
+				}()
+				t.fetch(ctx, st, c)
+			}(c)
 		}
 		select {
 		case <-ctx.Done():
@@ -157,15 +196,6 @@ func (t *TemplateSync) measure(ctx context.Context, rawURL string, progress func
 	var body io.ReadCloser
 	var total int64 // expected length, 0 when unknown
 	switch u.Scheme {
-	case "file":
-		f, err := os.Open(u.Path)
-		if err != nil {
-			return 0, 0, "", fmt.Errorf("open %s: %w", u.Path, err)
-		}
-		if fi, err := f.Stat(); err == nil {
-			total = fi.Size()
-		}
-		body = f
 	case "http", "https":
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 		if err != nil {
@@ -181,7 +211,7 @@ func (t *TemplateSync) measure(ctx context.Context, rawURL string, progress func
 		}
 		body, total = resp.Body, resp.ContentLength
 	default:
-		return 0, 0, "", fmt.Errorf("URL scheme %q is not supported: use http, https or file", u.Scheme)
+		return 0, 0, "", fmt.Errorf("URL scheme %q is not supported: use http or https", u.Scheme)
 	}
 	defer body.Close()
 	h := md5.New()
@@ -218,3 +248,35 @@ func (p *progressReader) Read(b []byte) (int, error) {
 	}
 	return n, err
 }
+
+// allowAddress refuses, at connect time (after DNS, so a name that
+// resolves to an internal address is caught, and for every redirect too),
+// addresses a user's template URL must not reach: loopback, link-local
+// (cloud metadata services), private and unique-local ranges, unspecified
+// and multicast; unless a CIDR of secstorage.allowed.internal.sites
+// (CloudStack's setting, comma separated) holds the address.
+func (t *TemplateSync) allowAddress(_, address string, _ syscall.RawConn) error {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return fmt.Errorf("template download to %q: %w", address, err)
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return fmt.Errorf("template download to %q: %w", address, err)
+	}
+	ip = ip.Unmap()
+	for _, raw := range strings.Split(t.c.State().SettingValue(fsm.SettingAllowedInternalSites), ",") {
+		if p, err := netip.ParsePrefix(strings.TrimSpace(raw)); err == nil && p.Contains(ip) {
+			return nil
+		}
+	}
+	if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsUnspecified() ||
+		ip.IsMulticast() || ip.IsInterfaceLocalMulticast() {
+		return fmt.Errorf("%w: %s is an internal address; add its network to %s to allow it", ErrInternalAddress, ip, fsm.SettingAllowedInternalSites)
+	}
+	return nil
+}
+
+// ErrInternalAddress refuses a template URL that leads to an internal
+// address not allowed by secstorage.allowed.internal.sites.
+var ErrInternalAddress = errors.New("template downloads from internal addresses are not allowed")

@@ -51,7 +51,18 @@ func newFixture(t *testing.T) *memCluster {
 	if _, err := m.Apply(context.Background(), fsm.TxnRequestType, fsm.TxnRequest{Ops: []fsm.TxnOp{fsm.Create("zones", z)}}); err != nil {
 		t.Fatal(err)
 	}
+	// The tests' image servers listen on loopback, an internal address
+	// the controller refuses unless the operator allows it.
+	allowInternal(t, m, "127.0.0.0/8")
 	return m
+}
+
+func allowInternal(t *testing.T, m *memCluster, cidrs string) {
+	t.Helper()
+	set := fsm.ConfigSetRequest{Setting: fsm.Setting{Name: fsm.SettingAllowedInternalSites, Value: cidrs}}
+	if _, err := m.Apply(context.Background(), fsm.ConfigSetRequestType, set); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // register commits a template with one copy in zone z-1, NOT_DOWNLOADED.
@@ -213,5 +224,36 @@ func TestTemplateSyncShowsProgress(t *testing.T) {
 	close(half)
 	if c := waitCopy(t, m, "big"); c.DownloadState != fsm.DownloadDownloaded || c.PhysicalSize != int64(len(img)) {
 		t.Fatalf("finished copy = %+v", c)
+	}
+}
+
+func TestTemplateSyncRefusesInternalAddresses(t *testing.T) {
+	hits := make(chan string, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits <- r.URL.Path
+		_, _ = w.Write(qcow2(1 << 30))
+	}))
+	defer srv.Close()
+	m := newFixture(t)
+	allowInternal(t, m, "") // back to the default: no internal network allowed
+	register(t, m, "inside", srv.URL+"/inside.qcow2", "")
+	// A public name is no way around it: localhost resolves to loopback.
+	register(t, m, "byname", strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)+"/byname.qcow2", "")
+	s := NewTemplateSync(m, nil)
+	if err := s.Establish(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Revoke()
+	for _, id := range []string{"inside", "byname"} {
+		c := waitCopy(t, m, id)
+		if c.DownloadState != fsm.DownloadError || !strings.Contains(c.ErrorText, "internal address") ||
+			!strings.Contains(c.ErrorText, fsm.SettingAllowedInternalSites) {
+			t.Errorf("%s copy = %+v, want DOWNLOAD_ERROR naming the internal address and the setting", id, c)
+		}
+	}
+	select {
+	case p := <-hits:
+		t.Fatalf("the image server was reached (%s) although loopback is not allowed", p)
+	default:
 	}
 }

@@ -148,6 +148,11 @@ func seedDevZone(ctx context.Context, d *devAPI, dir string) error {
 	}
 	// The template is a small raw image that this process serves over
 	// HTTP on loopback, as an image server would; the leader downloads it.
+	// Downloads from internal addresses are refused unless allowed, so the
+	// dev cloud allows loopback.
+	if _, err := d.call(ctx, "updateConfiguration", map[string]string{"name": "secstorage.allowed.internal.sites", "value": "127.0.0.0/8"}); err != nil {
+		return err
+	}
 	imgURL, err := serveDevImage(dir)
 	if err != nil {
 		return err
