@@ -373,3 +373,44 @@ func TestLeaseFenceNeedsAPeerWithALease(t *testing.T) {
 		t.Fatalf("%d restart jobs for a VM of a host that may only be cut off", n)
 	}
 }
+
+// TestLeaderChangeDuringRestarts: the leader is replaced while the HA VMs
+// of a fenced host are being restarted (rate-limited, so some are still
+// waiting). The next leader restarts the rest, and no VM gets two restart
+// jobs.
+func TestLeaderChangeDuringRestarts(t *testing.T) {
+	e := newEnv(t, upHosts("h-1", "h-2"))
+	e.setting(fsm.SettingHARestartRate, "1")
+	for i := range 4 {
+		e.vm("ha-"+string(rune('a'+i)), "h-1", true, 512)
+	}
+	e.establish()
+	e.degrade("h-1")
+	e.until("the first restart job", func(*fsm.Store) bool { return len(e.allJobs()) >= 1 })
+	// The leader goes; a new term starts on the same state.
+	e.c.Revoke()
+	e.m.leader.Store(false)
+	next := New(Config{Cluster: e.m, Clock: e.clk, Logger: e.c.logger, Fencers: e.fencers, FenceBackoff: 5 * time.Second, FenceAttempts: 3})
+	t.Cleanup(next.Revoke)
+	e.m.leader.Store(true)
+	if err := next.Establish(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for n := len(e.allJobs()); n < 4; n = len(e.allJobs()) {
+		e.clk.Advance(time.Second)
+		e.until("the next restart job", func(*fsm.Store) bool { return len(e.allJobs()) > n })
+	}
+	seen := map[string]int{}
+	for _, j := range e.allJobs() {
+		seen[j.InstanceID]++
+	}
+	for i := range 4 {
+		id := "ha-" + string(rune('a'+i))
+		if seen[id] != 1 {
+			t.Errorf("%s got %d restart jobs, want exactly 1", id, seen[id])
+		}
+		if v := e.getVM(id); v.HostID != "" || !v.HAPending {
+			t.Errorf("%s = host %q pending %v, want released and pending its start", id, v.HostID, v.HAPending)
+		}
+	}
+}
