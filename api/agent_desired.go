@@ -69,14 +69,18 @@ func desiredOf(st *fsm.Store, ws memdb.WatchSet, hostID string) (*agent.Desired,
 		return nil, err
 	}
 	d := &agent.Desired{Index: h.ModifyIndex, HostState: h.State, ResourceState: h.ResourceState, VMs: []agent.DesiredVM{}}
-	peers, err := fsm.List[fsm.Host](st, ws, fsm.TableHosts, "cluster", h.ClusterID)
+	// Peers are read without watching them and do not move the index: a
+	// peer's row changes with every placement on it (its allocated
+	// figures), and waking every agent of the cluster for that would cost
+	// far more than it is worth. An agent needs its peers only once its
+	// lease is lost, and any desired answer carries the current list.
+	peers, err := fsm.List[fsm.Host](st, nil, fsm.TableHosts, "cluster", h.ClusterID)
 	if err != nil {
 		return nil, err
 	}
 	for _, p := range peers {
 		if p.ID != h.ID && p.StatusURL != "" {
 			d.Peers = append(d.Peers, agent.Peer{HostID: p.ID, Name: p.Name, StatusURL: p.StatusURL})
-			d.Index = max(d.Index, p.ModifyIndex)
 		}
 	}
 	seen := map[string]bool{}

@@ -85,10 +85,7 @@ func vmReportOps(st *fsm.Store, hostID string, r agent.VMReport, now time.Time) 
 		nv.State, nv.Power, nv.LastHostID, nv.HostID, nv.PodID, nv.ClusterID = fsm.VMStopped, fsm.PowerOff, hostID, "", "", ""
 		nv.ObservedHostID, nv.ObservedPower = "", ""
 		if h != nil {
-			hc := h.Copy()
-			hc.CPUAllocated = max(0, hc.CPUAllocated-int64(v.CPUNumber)*int64(v.CPUSpeed))
-			hc.MemoryAllocated = max(0, hc.MemoryAllocated-int64(v.MemoryMiB)<<20)
-			ops = append(ops, fsm.Update(fsm.TableHosts, hc))
+			ops = append(ops, fsm.ReserveHost(h.ID, -int64(v.CPUNumber)*int64(v.CPUSpeed), -int64(v.MemoryMiB)<<20))
 		}
 		ops = append(ops, fsm.Create(fsm.TableEvents, &fsm.Event{
 			ID: uuid.NewString(), Type: "VM.STOP", Level: fsm.EventInfo, State: "Completed", AccountID: v.AccountID, DomainID: v.DomainID,

@@ -26,6 +26,8 @@ type TxnOp struct {
 	IfIndex uint64 `json:"if_index,omitempty"`
 	// IfExists makes a delete of a missing row a no-op instead of an error.
 	IfExists bool `json:"if_exists,omitempty"`
+	// Amounts are what a reserve op adds (see reserve.go).
+	Amounts map[string]int64 `json:"amounts,omitempty"`
 }
 
 // TxnRequest applies its operations atomically and in order: each one sees
@@ -113,6 +115,8 @@ func applyOp(txn *memdb.Txn, index uint64, op TxnOp) error {
 	switch op.Verb {
 	case VerbCheck:
 		return nil
+	case VerbReserve:
+		return applyReserve(txn, index, def, existing, op)
 	case VerbDelete:
 		if err := checkNoUsers(txn, def.Name, op.ID); err != nil {
 			return err

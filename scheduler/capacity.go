@@ -27,10 +27,7 @@ func vmMemory(v *fsm.VM) int64 { return int64(v.MemoryMiB) << 20 }
 // reserveHost returns the op that adds v to host h's allocation (sign 1) or
 // takes it away (sign -1).
 func reserveHost(h *fsm.Host, v *fsm.VM, sign int64) fsm.TxnOp {
-	c := h.Copy()
-	c.CPUAllocated = max(0, c.CPUAllocated+sign*vmCPU(v))
-	c.MemoryAllocated = max(0, c.MemoryAllocated+sign*vmMemory(v))
-	return fsm.Update(fsm.TableHosts, c)
+	return fsm.ReserveHost(h.ID, sign*vmCPU(v), sign*vmMemory(v))
 }
 
 // ReserveHost is reserveHost for the HA controller, which gives a fenced
@@ -75,7 +72,7 @@ func NewView(st *fsm.Store) placement.State { return storeView{st: st} }
 // volumes: the offering's host tags, the affinity groups' hosts, and each
 // volume's size, tags and pool when it has one.
 func PlacementRequest(st *fsm.Store, v *fsm.VM, vols []*fsm.Volume) (placement.Request, error) {
-	req := placement.Request{ZoneID: v.ZoneID, CPUs: v.CPUNumber, CPUMHz: int64(v.CPUSpeed), MemoryBytes: vmMemory(v)}
+	req := placement.Request{ZoneID: v.ZoneID, CPUs: v.CPUNumber, CPUMHz: int64(v.CPUSpeed), MemoryBytes: vmMemory(v), SpreadKey: v.ID}
 	off, err := fsm.Get[fsm.ServiceOffering](st, nil, fsm.TableServiceOfferings, v.ServiceOfferingID)
 	if err != nil {
 		return req, err
@@ -153,18 +150,14 @@ func reservePools(st *fsm.Store, vols []*fsm.Volume, pools map[string]string) ([
 	}
 	var ops []fsm.TxnOp
 	for _, pid := range order {
-		p, err := fsm.Get[fsm.StoragePool](st, nil, fsm.TableStoragePools, pid)
-		if err != nil || p == nil {
-			return nil, fmt.Errorf("pool %s of the plan: %w", pid, err)
-		}
-		c := p.Copy()
+		var bytes int64
 		for _, vol := range byPool[pid] {
-			c.AllocatedBytes += vol.SizeBytes
+			bytes += vol.SizeBytes
 			nv := vol.Copy()
 			nv.PoolID = pid
 			ops = append(ops, fsm.Update(fsm.TableVolumes, nv))
 		}
-		ops = append(ops, fsm.Update(fsm.TableStoragePools, c))
+		ops = append(ops, fsm.ReservePool(pid, bytes))
 	}
 	return ops, nil
 }
@@ -178,9 +171,7 @@ func releasePool(st *fsm.Store, vol *fsm.Volume) (*fsm.TxnOp, error) {
 	if err != nil || p == nil {
 		return nil, err
 	}
-	c := p.Copy()
-	c.AllocatedBytes = max(0, c.AllocatedBytes-vol.SizeBytes)
-	op := fsm.Update(fsm.TableStoragePools, c)
+	op := fsm.ReservePool(p.ID, -vol.SizeBytes)
 	return &op, nil
 }
 

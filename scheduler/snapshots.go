@@ -175,9 +175,7 @@ func revertSnapshotStep(_ context.Context, st *fsm.Store, j *fsm.AsyncJob) (Step
 				return Fail(volCodeCapacity, "storage pool %s has %d bytes free; reverting volume %s to snapshot %s needs %d more",
 					p.Name, max(free, 0), vol.Name, snap.Name, delta), nil
 			}
-			c := p.Copy()
-			c.AllocatedBytes = max(0, c.AllocatedBytes+delta)
-			ops = append(ops, fsm.Update(fsm.TableStoragePools, c))
+			ops = append(ops, fsm.ReservePool(p.ID, delta))
 		}
 	}
 	return Succeed(SnapshotResult(snap.ID), ops...), nil

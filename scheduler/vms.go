@@ -383,7 +383,6 @@ func expungeVM(st *fsm.Store, j *fsm.AsyncJob, v *fsm.VM) (Step, error) {
 		return Step{}, err
 	}
 	var ops []fsm.TxnOp
-	pools := map[string]*fsm.StoragePool{}
 	for _, vol := range vols {
 		if vol.Type != fsm.VolumeRoot {
 			nv := vol.Copy()
@@ -391,25 +390,12 @@ func expungeVM(st *fsm.Store, j *fsm.AsyncJob, v *fsm.VM) (Step, error) {
 			ops = append(ops, fsm.Update(fsm.TableVolumes, nv))
 			continue
 		}
-		if vol.PoolID != "" {
-			p := pools[vol.PoolID]
-			if p == nil {
-				if p, err = fsm.Get[fsm.StoragePool](st, nil, fsm.TableStoragePools, vol.PoolID); err != nil {
-					return Step{}, err
-				}
-				if p != nil {
-					p = p.Copy()
-					pools[vol.PoolID] = p
-				}
-			}
-			if p != nil {
-				p.AllocatedBytes = max(0, p.AllocatedBytes-vol.SizeBytes)
-			}
+		if op, err := releasePool(st, vol); err != nil {
+			return Step{}, err
+		} else if op != nil {
+			ops = append(ops, *op)
 		}
 		ops = append(ops, fsm.Delete(fsm.TableVolumes, vol.ID))
-	}
-	for _, p := range pools {
-		ops = append(ops, fsm.Update(fsm.TableStoragePools, p))
 	}
 	tags, err := fsm.List[fsm.Tag](st, nil, fsm.TableTags, "resource", v.ID)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/stratus-cloud/stratus/fsm"
+	"github.com/stratus-cloud/stratus/scheduler/placement"
 )
 
 // Tests of the VM jobs on a memCluster, with fakeAgents playing the hosts'
@@ -352,10 +353,22 @@ func TestConcurrentDeploysNeverOverbook(t *testing.T) {
 // elsewhere.
 func TestStartRetriesOnAnotherHost(t *testing.T) {
 	e := newVMEnv(t, 3)
-	e.startRunner()
-	bad := fxHostID(1) // placement prefers it: all hosts are empty and it has the lowest ID
-	e.agents.failOn(bad, "no space left")
 	id, jobID := e.deploy("web1")
+	// The host placement picks first for this VM is the one that fails.
+	st := e.m.State()
+	v0 := e.vm(id)
+	vols, _ := vmVolumes(st, id)
+	req, err := PlacementRequest(st, v0, vols)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := placement.Place(NewView(st), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := first.HostID
+	e.agents.failOn(bad, "no space left")
+	e.startRunner()
 	vmJobOK(t, e.wait(jobID))
 	if e.agents.failedStarts(bad) != 1 {
 		t.Fatalf("host %s reported %d failed starts; the test means the VM to be tried there first, once", bad, e.agents.failedStarts(bad))
@@ -562,9 +575,9 @@ func TestMigrateTargetCannotStartVM(t *testing.T) {
 	e := newVMEnv(t, 2)
 	e.startRunner()
 	v := e.running("web1")
-	target := fxHostID(2)
+	target := fxHostID(2) // the host the VM is not on
 	if v.HostID == target {
-		t.Fatalf("VM placed on %s; the test wants it on the other host", target)
+		target = fxHostID(1)
 	}
 	e.agents.failOn(target, "no space left")
 	j := e.run("migrateVirtualMachine", v.ID, map[string]string{VMParamHost: target})
@@ -589,7 +602,10 @@ func TestMigrateNoHostCanStartVM(t *testing.T) {
 	e := newVMEnv(t, 2)
 	e.startRunner()
 	v := e.running("web1")
-	target := fxHostID(2)
+	target := fxHostID(2) // the host the VM is not on
+	if v.HostID == target {
+		target = fxHostID(1)
+	}
 	e.agents.failOn(target, "no space left")
 	e.agents.failOn(v.HostID, "no space left") // a running VM stays running: the agent fails only starts
 	if got := e.vm(v.ID); got.State != fsm.VMRunning {

@@ -358,9 +358,7 @@ func resizeVolumeStep(_ context.Context, st *fsm.Store, j *fsm.AsyncJob) (Step, 
 			if free := placement.PoolFree(p); free < delta {
 				return Fail(volCodeCapacity, "storage pool %s has %d bytes free; growing volume %s by %d bytes needs more", p.Name, max(free, 0), vol.Name, delta), nil
 			}
-			c := p.Copy()
-			c.AllocatedBytes += delta
-			ops = append(ops, fsm.Update(fsm.TableStoragePools, c))
+			ops = append(ops, fsm.ReservePool(p.ID, delta))
 		}
 	}
 	return Succeed(VolumeResult(vol.ID), ops...), nil

@@ -2,7 +2,7 @@ package placement
 
 import (
 	"errors"
-	"math"
+	"hash/fnv"
 	"slices"
 	"strings"
 
@@ -54,6 +54,11 @@ type Request struct {
 	AffinityHosts []string
 	// AntiAffinityHosts are never chosen.
 	AntiAffinityHosts []string
+	// SpreadKey, when set (the VM's ID), makes Place choose among the
+	// best few hosts by a hash of it instead of always the single best,
+	// so concurrent placements spread out; the same key and state still
+	// give the same plan.
+	SpreadKey string
 }
 
 // Volume is one disk of the VM.
@@ -92,8 +97,9 @@ type Candidate struct {
 // Place chooses a host and pools for req. Among the hosts that qualify it
 // takes the one with the most memory free, then the most CPU free, then
 // the lowest ID; each new volume (largest first) goes to the reachable
-// pool with the most space free, then the lowest ID. The same state and
-// request always give the same plan. When no host qualifies the error is
+// pool with the most space free, then the lowest ID. With a SpreadKey it
+// takes one of the best spreadChoices hosts by the key's hash instead. The
+// same state and request always give the same plan. When no host qualifies the error is
 // an *InsufficientCapacityError wrapping ErrInsufficientCapacity.
 func Place(st State, req Request) (Plan, error) {
 	zone := st.Zone(req.ZoneID)
@@ -102,8 +108,7 @@ func Place(st State, req Request) (Plan, error) {
 	}
 	e := newEvaluator(st, req, zone)
 	hosts := st.Hosts(req.ZoneID)
-	var best *fsm.Host
-	var bestCPU, bestMem int64
+	var top []ranked // the best spreadChoices hosts, best first
 	var t tally
 	for _, h := range hosts {
 		if h == nil {
@@ -115,17 +120,57 @@ func Place(st State, req Request) (Plan, error) {
 			continue
 		}
 		t.suitable++
-		if best == nil || better(mem, cpu, h.ID, bestMem, bestCPU, best.ID) {
-			best, bestCPU, bestMem = h, cpu, mem
-		}
+		top = insertRanked(top, ranked{h, cpu, mem})
 	}
-	if best == nil {
+	if len(top) == 0 {
 		return Plan{}, e.insufficient(&t, len(hosts))
 	}
+	best := top[spreadIndex(req.SpreadKey, len(top))].host
 	return Plan{
 		ZoneID: req.ZoneID, PodID: best.PodID, ClusterID: best.ClusterID, HostID: best.ID,
 		Pools: e.poolPlan(best),
 	}, nil
+}
+
+// spreadChoices is how many of the best hosts a request with a SpreadKey
+// chooses among. Placements made at the same moment from the same state
+// would otherwise all pick the one best host and all but one lose its
+// compare-and-set; spread over the top few, they mostly commit at once.
+const spreadChoices = 8
+
+// ranked is a suitable host with what it has free.
+type ranked struct {
+	host     *fsm.Host
+	cpu, mem int64
+}
+
+// insertRanked keeps top sorted best first and at most spreadChoices long.
+func insertRanked(top []ranked, r ranked) []ranked {
+	i := len(top)
+	for i > 0 && better(r.mem, r.cpu, r.host.ID, top[i-1].mem, top[i-1].cpu, top[i-1].host.ID) {
+		i--
+	}
+	if i >= spreadChoices {
+		return top
+	}
+	top = append(top, ranked{})
+	copy(top[i+1:], top[i:])
+	top[i] = r
+	if len(top) > spreadChoices {
+		top = top[:spreadChoices]
+	}
+	return top
+}
+
+// spreadIndex picks one of n choices from key, the same one every time;
+// 0 (the best) without a key.
+func spreadIndex(key string, n int) int {
+	if key == "" || n <= 1 {
+		return 0
+	}
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	return int(h.Sum32() % uint32(n))
 }
 
 // Candidates judges every host of the zone, for findHostsForMigration and
@@ -192,24 +237,9 @@ func PoolFree(p *fsm.StoragePool) int64 {
 	return scaled(p.CapacityBytes, p.OverprovisionRatio()) - p.AllocatedBytes
 }
 
-// scaled multiplies a capacity by a ratio and rounds down, so rounding
-// never hands out more than exists. A product within a few float64 steps
-// of a whole number is taken as that number: 100 x 0.29 computes as
-// 28.999999999999996 but means 29. A ratio of 0 or less reads as 1.
-func scaled(total int64, ratio float64) int64 {
-	if ratio <= 0 || ratio == 1 {
-		return total
-	}
-	f := float64(total) * ratio
-	if r := math.Round(f); math.Abs(f-r) <= 4*(math.Nextafter(math.Abs(f), math.Inf(1))-math.Abs(f)) {
-		f = r
-	}
-	f = math.Floor(f)
-	if f >= math.MaxInt64 {
-		return math.MaxInt64
-	}
-	return int64(f)
-}
+// scaled is fsm.ScaleCapacity: the reserve applier checks placements
+// with the same arithmetic.
+func scaled(total int64, ratio float64) int64 { return fsm.ScaleCapacity(total, ratio) }
 
 // fold lowercases and trims tags, dropping empty ones.
 func fold(tags []string) []string {

@@ -2,6 +2,7 @@ package placement
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"strings"
 	"testing"
@@ -500,5 +501,43 @@ func TestCandidateReasons(t *testing.T) {
 		if c.Suitable || c.Reason != want[c.Host.ID] {
 			t.Errorf("%s: suitable %v, reason %q; want %q", c.Host.ID, c.Suitable, c.Reason, want[c.Host.ID])
 		}
+	}
+}
+
+// TestSpreadKey: with a spread key, placements choose among the best few
+// hosts, the same one for the same key and state, never a worse one.
+func TestSpreadKey(t *testing.T) {
+	m := newCloud()
+	// 12 hosts: h00..h09 equal and roomy, h10 and h11 with less memory.
+	for i := range 10 {
+		m.addHost(fmt.Sprintf("h%02d", i), "c1", 8, 16384)
+	}
+	m.addHost("h10", "c1", 8, 4096)
+	m.addHost("h11", "c1", 8, 4096)
+	chosen := map[string]int{}
+	for i := range 200 {
+		req := vmReq()
+		req.SpreadKey = fmt.Sprintf("vm-%d", i)
+		plan, err := Place(m, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, _ := Place(m, req)
+		if again.HostID != plan.HostID {
+			t.Fatalf("key %s placed on %s then %s", req.SpreadKey, plan.HostID, again.HostID)
+		}
+		chosen[plan.HostID]++
+	}
+	if len(chosen) < spreadChoices/2 {
+		t.Fatalf("200 keys spread over %d hosts (%v), want most of the best %d", len(chosen), chosen, spreadChoices)
+	}
+	for h := range chosen {
+		if h >= fmt.Sprintf("h%02d", spreadChoices) {
+			t.Errorf("chose %s, outside the best %d (h00..h%02d by ID among equals)", h, spreadChoices, spreadChoices-1)
+		}
+	}
+	// Without a key: always the single best.
+	if plan, _ := Place(m, vmReq()); plan.HostID != "h00" {
+		t.Fatalf("no key: %s, want h00", plan.HostID)
 	}
 }
