@@ -59,6 +59,7 @@ type Server struct {
 	regToken      string
 	hb            HeartbeatSink
 	forwardClient *http.Client
+	ops           operatorRoutes
 }
 
 // New builds the server and its routes.
@@ -87,6 +88,7 @@ func New(cfg Config) *Server {
 	r.HandleFunc("/v1/status", s.handleStatus).Methods(http.MethodGet)
 	r.PathPrefix("/internal/").Handler(cfg.Cluster.InternalHandler())
 	s.agentRoutes(r)
+	s.operatorRoute(r)
 	s.router = r
 	return s
 }

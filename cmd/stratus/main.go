@@ -16,6 +16,7 @@ Commands:
   server    run a management server (a Raft member serving the CloudStack API)
   dev       run a local cloud: several servers on loopback, admin keys printed
   agent     run the host agent: register with the servers, run their VMs on libvirt
+  operator  operator tools: members, raft peers, leadership, snapshots, upgrade checks
   version   print the build version
 
 Run "stratus <command> -h" for the flags of a command.
@@ -34,6 +35,8 @@ func main() {
 		err = runDev(os.Args[2:])
 	case "agent":
 		err = runAgent(os.Args[2:])
+	case "operator":
+		err = runOperator(os.Args[2:])
 	case "version", "-v", "--version":
 		fmt.Println(version)
 	case "help", "-h", "--help":

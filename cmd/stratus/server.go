@@ -214,9 +214,11 @@ func runServer(args []string) error {
 	hosts := ha.New(ha.Config{Cluster: node, Fencers: fence.Lookup(f.fenceCommand, nil), Logger: logger})
 	node.AddLeadershipHooks("host-ha", hosts.Establish, hosts.Revoke)
 
+	apiSrv := api.New(api.Config{Cluster: node, Logger: logger, Version: version,
+		RegistrationToken: agent.RegistrationToken(f.secret), Heartbeats: hosts})
+	registerOperatorEndpoints(apiSrv, node, logger)
 	srv := &http.Server{
-		Handler: api.New(api.Config{Cluster: node, Logger: logger, Version: version,
-			RegistrationToken: agent.RegistrationToken(f.secret), Heartbeats: hosts}),
+		Handler:           apiSrv,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
