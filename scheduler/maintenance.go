@@ -96,16 +96,7 @@ func migrationJobID(maintenanceJob, vmID string) string {
 
 // jobHost reads the host of a host job.
 func jobHost(st *fsm.Store, ws memdb.WatchSet, j *fsm.AsyncJob) (*fsm.Host, *Step, error) {
-	id := j.Params[HostParamID]
-	h, err := fsm.Get[fsm.Host](st, ws, fsm.TableHosts, id)
-	if err != nil {
-		return nil, nil, err
-	}
-	if h == nil {
-		s := Fail(codeParam, "host %s no longer exists", id)
-		return nil, &s, nil
-	}
-	return h, nil, nil
+	return jobRow[fsm.Host](st, ws, fsm.TableHosts, j.Params[HostParamID], "host")
 }
 
 // watchTables adds the tables' change channels to ws.

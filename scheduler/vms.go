@@ -70,18 +70,23 @@ func RegisterVMJobs(r *Runner) {
 // it is when the result is read.
 func VMResult(id string) any { return map[string]any{"virtualmachine": map[string]string{"id": id}} }
 
-// jobVM reads the job's VM with ws watching it. A missing VM ends the job.
-func jobVM(st *fsm.Store, ws memdb.WatchSet, j *fsm.AsyncJob) (*fsm.VM, *Step, error) {
-	id := j.Params[VMParamID]
-	v, err := fsm.Get[fsm.VM](st, ws, fsm.TableVMs, id)
+// jobRow reads the row a job works on, with ws (may be nil) watching it.
+// A missing row ends the job: the Step says so.
+func jobRow[T any](st *fsm.Store, ws memdb.WatchSet, table, id, noun string) (*T, *Step, error) {
+	row, err := fsm.Get[T](st, ws, table, id)
 	if err != nil {
 		return nil, nil, err
 	}
-	if v == nil {
-		s := Fail(codeParam, "virtual machine %s no longer exists", id)
+	if row == nil {
+		s := Fail(codeParam, "%s %s no longer exists", noun, id)
 		return nil, &s, nil
 	}
-	return v, nil, nil
+	return row, nil, nil
+}
+
+// jobVM reads the job's VM with ws watching it. A missing VM ends the job.
+func jobVM(st *fsm.Store, ws memdb.WatchSet, j *fsm.AsyncJob) (*fsm.VM, *Step, error) {
+	return jobRow[fsm.VM](st, ws, fsm.TableVMs, j.Params[VMParamID], "virtual machine")
 }
 
 // jobEvent records the completion of a VM job in listEvents.

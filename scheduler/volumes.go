@@ -60,16 +60,7 @@ func VolumeResult(id string) any { return map[string]any{"volume": map[string]st
 
 // jobVolume reads the job's volume. A missing volume ends the job.
 func jobVolume(st *fsm.Store, j *fsm.AsyncJob) (*fsm.Volume, *Step, error) {
-	id := j.Params[VolParamID]
-	v, err := fsm.Get[fsm.Volume](st, nil, fsm.TableVolumes, id)
-	if err != nil {
-		return nil, nil, err
-	}
-	if v == nil {
-		s := Fail(volCodeParam, "volume %s no longer exists", id)
-		return nil, &s, nil
-	}
-	return v, nil, nil
+	return jobRow[fsm.Volume](st, nil, fsm.TableVolumes, j.Params[VolParamID], "volume")
 }
 
 // stepOr is the Step a read helper ended the job with, or the zero Step.
