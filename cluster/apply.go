@@ -38,6 +38,9 @@ func (n *Node) Apply(ctx context.Context, t fsm.MessageType, body any) (uint64, 
 // ApplyRaw is Apply for an already encoded log entry. Only entries wrapped
 // by fsm.WrapOnce are retried after an uncertain outcome.
 func (n *Node) ApplyRaw(ctx context.Context, data []byte) (uint64, error) {
+	if err := n.RequireCommandVersion(entryCommandVersion(data)); err != nil {
+		return 0, err // never propose what a voter could not apply (version.go)
+	}
 	deadline := time.Now().Add(n.cfg.HoldTimeout)
 	var lastErr error = ErrNoLeader
 	once := fsm.IsOnce(data)
