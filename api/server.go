@@ -278,6 +278,8 @@ func (s *Server) clusterError(err error) *Error {
 		}
 	case cluster.Retriable(err):
 		return ErrUnavailable(err.Error())
+	case errors.Is(err, cluster.ErrVersionGate):
+		return ErrInternal(err.Error())
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return ErrUnavailable("the request was cancelled or timed out before the cluster answered; retry it")
 	}
