@@ -65,8 +65,10 @@ func TestUpgradeCheck(t *testing.T) {
 			safe:   false, next: "server-2", order: []string{"server-2", "server-3", "server-1"},
 			reasons: []string{"server-2 is unknown in gossip", "2 of 3 voters alive"}, cmdVer: 1},
 		{name: "a follower behind", leader: "server-1", builds: []string{"1.0", "1.0", "1.0"},
-			mutate: func(_ *cluster.Status, _ []cluster.Member, a map[string]uint64) { a["server-3"] = 1000 - MaxAppliedLag - 1 },
-			safe:   false, next: "server-2", order: []string{"server-2", "server-3", "server-1"},
+			mutate: func(_ *cluster.Status, _ []cluster.Member, a map[string]uint64) {
+				a["server-3"] = 1000 - MaxAppliedLag - 1
+			},
+			safe: false, next: "server-2", order: []string{"server-2", "server-3", "server-1"},
 			reasons: []string{"server-3 is catching up: applied 743, the leader 1000 (257 behind"}, cmdVer: 1},
 		{name: "lag at the limit is fine", leader: "server-1", builds: []string{"1.0", "1.0", "1.0"},
 			mutate: func(_ *cluster.Status, _ []cluster.Member, a map[string]uint64) { a["server-3"] = 1000 - MaxAppliedLag },
