@@ -89,6 +89,7 @@ func New(cfg Config) *Server {
 	r.PathPrefix("/internal/").Handler(cfg.Cluster.InternalHandler())
 	s.agentRoutes(r)
 	s.operatorRoute(r)
+	s.metricsRoute(r)
 	s.router = r
 	return s
 }
@@ -127,7 +128,9 @@ func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request) {
 	}
 	status := http.StatusOK
 	defer func() {
-		s.logger.Debug("api request", "command", cmdName, "method", r.Method, "status", status, "duration", time.Since(start))
+		d := time.Since(start)
+		s.logger.Debug("api request", "command", cmdName, "method", r.Method, "status", status, "duration", d)
+		s.observeAPI(cmdName, status, d.Seconds())
 	}()
 	fail := func(cmd string, e *Error) {
 		status = e.Code

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/hashicorp/raft"
 
+	"github.com/stratus-cloud/stratus/cluster/metrics"
 	"github.com/stratus-cloud/stratus/fsm"
 )
 
@@ -109,8 +110,13 @@ func (n *Node) tryApply(ctx context.Context, data []byte) (uint64, error, bool) 
 
 // applyLocal commits on this node, which must be the leader.
 func (n *Node) applyLocal(data []byte) (uint64, error) {
+	start := time.Now()
 	f := n.raft.Apply(data, n.cfg.HoldTimeout)
-	if err := f.Error(); err != nil {
+	err := f.Error()
+	if err == nil {
+		metrics.CommitLatency.Observe(time.Since(start).Seconds())
+	}
+	if err != nil {
 		switch {
 		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrEnqueueTimeout):
 			return 0, ErrNotLeader

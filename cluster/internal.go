@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stratus-cloud/stratus/cluster/metrics"
 	"github.com/stratus-cloud/stratus/fsm"
 )
 
@@ -163,7 +164,8 @@ var errNotSent = errors.New("request not sent")
 
 // call POSTs body to another server's internal endpoint and decodes the
 // reply into out. Errors keep the protocol's sentinels.
-func (n *Node) call(ctx context.Context, baseURL, path string, body []byte, out any) error {
+func (n *Node) call(ctx context.Context, baseURL, path string, body []byte, out any) (err error) {
+	defer func() { metrics.Forwarded.WithLabelValues(forwardEndpoint(path), forwardOutcome(err)).Inc() }()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(baseURL, "/")+path, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("build internal request: %w", err)

@@ -122,7 +122,7 @@ func (n *Node) setupRaft() error {
 		return fmt.Errorf("check raft state: %w", err)
 	}
 	n.bootstrapped = has
-	n.raft, err = raft.NewRaft(rc, n.fsm, store, store, snaps, n.transport)
+	n.raft, err = raft.NewRaft(rc, timedFSM{n.fsm}, store, store, snaps, n.transport)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}

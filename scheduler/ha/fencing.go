@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/stratus-cloud/stratus/cluster/metrics"
 	"github.com/stratus-cloud/stratus/fsm"
 	"github.com/stratus-cloud/stratus/hypervisor/fence"
 )
@@ -259,6 +260,7 @@ func (c *Controller) fenced(ctx context.Context, term, epoch uint64, hostID, pro
 		return
 	}
 	c.logger.Warn("host fenced", "host_id", hostID, "provider", provider)
+	metrics.HostsFenced.Inc()
 	c.wake()
 }
 
@@ -280,4 +282,5 @@ func (c *Controller) alert(ctx context.Context, term, epoch uint64, hostID, haSt
 		return
 	}
 	c.logger.Warn("host cannot be fenced", "host_id", hostID, "reason", msg)
+	metrics.HostsAlert.Inc()
 }

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/stratus-cloud/stratus/cluster/metrics"
 	"github.com/stratus-cloud/stratus/fsm"
 	"github.com/stratus-cloud/stratus/scheduler"
 	"github.com/stratus-cloud/stratus/scheduler/placement"
@@ -255,6 +256,7 @@ func (r *restarter) restart(ctx context.Context, hostID, vmID string) {
 		c.logger.Error("cannot restart HA VM", "vm_id", vmID, "host_id", hostID, "error", err)
 	case done:
 		c.logger.Info("restarting HA VM", "vm_id", vmID, "fenced_host", hostID, "to", to)
+		metrics.HARestarts.Inc()
 	}
 }
 
