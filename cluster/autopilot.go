@@ -241,7 +241,27 @@ func (n *Node) RemovePeer(ctx context.Context, id string, minQuorum int) ([]Peer
 		return nil, err
 	}
 	n.logger.Info("server removed from the raft configuration by an operator", "node_id", id)
-	return n.Status().Peers, nil
+	return n.configPeers()
+}
+
+// configPeers is Status().Peers limited to the raft configuration (Status
+// lists gossip-only servers too).
+func (n *Node) configPeers() ([]Peer, error) {
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, fmt.Errorf("read raft configuration: %w", err)
+	}
+	in := map[string]bool{}
+	for _, s := range f.Configuration().Servers {
+		in[string(s.ID)] = true
+	}
+	var out []Peer
+	for _, p := range n.Status().Peers {
+		if in[p.ID] {
+			out = append(out, p)
+		}
+	}
+	return out, nil
 }
 
 // removeServer commits the removal of id from the raft configuration.

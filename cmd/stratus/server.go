@@ -40,6 +40,8 @@ type serverFlags struct {
 	heartbeatTimeout, electionTimeout      time.Duration
 	logLevel, logFormat                    string
 	fenceCommand                           string
+	minQuorum                              int
+	deadServerThreshold                    time.Duration
 }
 
 // envOr returns the environment variable STRATUS_<NAME> or def.
@@ -92,6 +94,8 @@ func parseServerFlags(args []string) (*serverFlags, error) {
 	fs.StringVar(&f.logLevel, "log-level", envOr("LOG_LEVEL", "info"), "trace, debug, info, warn or error (env STRATUS_LOG_LEVEL)")
 	fs.StringVar(&f.logFormat, "log-format", envOr("LOG_FORMAT", "text"), "text or json (env STRATUS_LOG_FORMAT)")
 	fs.StringVar(&f.fenceCommand, "fence-command", envOr("FENCE_COMMAND", ""), "fence script of hosts whose HA provider is command; it must exit 0 only once the host is off (env STRATUS_FENCE_COMMAND)")
+	fs.IntVar(&f.minQuorum, "min-quorum", envInt("MIN_QUORUM", cluster.DefaultMinQuorum), "fewest voters autopilot and remove-peer leave in the Raft configuration: a dead server goes only once a replacement keeps this many (env STRATUS_MIN_QUORUM)")
+	fs.DurationVar(&f.deadServerThreshold, "dead-server-threshold", envDuration("DEAD_SERVER_THRESHOLD", cluster.DefaultDeadServerThreshold), "how long a voter must be unseen in gossip before autopilot removes it (env STRATUS_DEAD_SERVER_THRESHOLD)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -213,6 +217,7 @@ func runServer(args []string) error {
 	node.AddLeadershipHooks("expunger", expunger.Establish, expunger.Revoke)
 	hosts := ha.New(ha.Config{Cluster: node, Fencers: fence.Lookup(f.fenceCommand, nil), Logger: logger})
 	node.AddLeadershipHooks("host-ha", hosts.Establish, hosts.Revoke)
+	startAutopilot(node, f.minQuorum, f.deadServerThreshold, logger)
 
 	apiSrv := api.New(api.Config{Cluster: node, Logger: logger, Version: version,
 		RegistrationToken: agent.RegistrationToken(f.secret), Heartbeats: hosts})
