@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 
@@ -31,11 +32,19 @@ type OperatorRequest struct {
 // OperatorHandler serves one operator endpoint.
 type OperatorHandler func(*OperatorRequest) (any, *Error)
 
+// OperatorStreamHandler serves an operator endpoint whose body is not one
+// JSON value: a download it writes itself, or an upload it reads from
+// r.HTTP.Body. Its parameters (and the signature) come from the URL query
+// only, so the body is left whole for the handler. A handler that fails
+// before writing anything returns the *Error, sent as operator JSON.
+type OperatorStreamHandler func(w http.ResponseWriter, r *OperatorRequest) *Error
+
 // operatorRoutes holds the handlers by name; HandleOperator may be called
 // after New, before the server serves.
 type operatorRoutes struct {
-	mu sync.RWMutex
-	h  map[string]OperatorHandler
+	mu      sync.RWMutex
+	h       map[string]OperatorHandler
+	streams map[string]OperatorStreamHandler
 }
 
 // HandleOperator registers the operator endpoint name (GET and POST).
@@ -48,6 +57,17 @@ func (s *Server) HandleOperator(name string, h OperatorHandler) {
 	s.ops.h[name] = h
 }
 
+// HandleOperatorStream registers a streaming operator endpoint name (GET
+// and POST), authenticated like the others.
+func (s *Server) HandleOperatorStream(name string, h OperatorStreamHandler) {
+	s.ops.mu.Lock()
+	defer s.ops.mu.Unlock()
+	if s.ops.streams == nil {
+		s.ops.streams = map[string]OperatorStreamHandler{}
+	}
+	s.ops.streams[name] = h
+}
+
 func (s *Server) operatorRoute(r *mux.Router) {
 	r.PathPrefix(OperatorPathPrefix).HandlerFunc(s.handleOperator).Methods(http.MethodGet, http.MethodPost)
 }
@@ -57,8 +77,14 @@ func (s *Server) handleOperator(w http.ResponseWriter, r *http.Request) {
 	fail := func(e *Error) {
 		writeOperatorJSON(w, e.Code, map[string]any{"errorcode": e.Code, "errortext": e.Text})
 	}
-	values, e := readParams(w, r)
-	if e != nil {
+	s.ops.mu.RLock()
+	stream := s.ops.streams[name]
+	s.ops.mu.RUnlock()
+	var values url.Values
+	var e *Error
+	if stream != nil {
+		values = r.URL.Query()
+	} else if values, e = readParams(w, r); e != nil {
 		fail(e)
 		return
 	}
@@ -71,6 +97,13 @@ func (s *Server) handleOperator(w http.ResponseWriter, r *http.Request) {
 		fail(ErrUnauthorized("operator endpoints are for root admins"))
 		return
 	}
+	req := &OperatorRequest{HTTP: r, Params: Params{Cmd: name, Values: values}, Caller: user}
+	if stream != nil {
+		if e := stream(w, req); e != nil {
+			fail(e)
+		}
+		return
+	}
 	s.ops.mu.RLock()
 	h := s.ops.h[name]
 	s.ops.mu.RUnlock()
@@ -78,7 +111,7 @@ func (s *Server) handleOperator(w http.ResponseWriter, r *http.Request) {
 		fail(&Error{Code: http.StatusNotFound, Text: "no operator endpoint " + name + " on this server; is it the same version as the CLI?"})
 		return
 	}
-	out, e := h(&OperatorRequest{HTTP: r, Params: Params{Cmd: name, Values: values}, Caller: user})
+	out, e := h(req)
 	if e != nil {
 		fail(e)
 		return

@@ -95,6 +95,9 @@ func (b *BackupWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// Size is how many bytes were written so far, header included.
+func (b *BackupWriter) Size() int64 { return b.n }
+
 // Close writes the checksum trailer; it does not close the underlying writer.
 func (b *BackupWriter) Close() error {
 	t := append([]byte(trailerMagic), b.sum.Sum(nil)...)

@@ -17,6 +17,7 @@ Commands:
   dev       run a local cloud: several servers on loopback, admin keys printed
   agent     run the host agent: register with the servers, run their VMs on libvirt
   operator  operator tools: members, raft peers, leadership, snapshots, upgrade checks
+  recover   disaster recovery: force a stopped server's raft peers from peers.json
   version   print the build version
 
 Run "stratus <command> -h" for the flags of a command.
@@ -37,6 +38,8 @@ func main() {
 		err = runAgent(os.Args[2:])
 	case "operator":
 		err = runOperator(os.Args[2:])
+	case "recover":
+		err = runRecover(os.Args[2:])
 	case "version", "-v", "--version":
 		fmt.Println(version)
 	case "help", "-h", "--help":
