@@ -45,6 +45,9 @@ type Config struct {
 	// Heartbeats, when set, takes agents' heartbeats on the leader (the
 	// HA controller); followers pass heartbeats on to the leader.
 	Heartbeats HeartbeatSink
+	// ForwardClient relays heartbeats to the leader (TLS settings); nil
+	// means a plain client with a 10 s timeout.
+	ForwardClient *http.Client
 }
 
 // Server is the HTTP API of one Stratus node.
@@ -72,6 +75,9 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{c: cfg.Cluster, logger: cfg.Logger.Named("api"), ver: cfg.Version, now: cfg.Now, cmds: registry{}, regToken: cfg.RegistrationToken,
 		hb: cfg.Heartbeats, forwardClient: &http.Client{Timeout: 10 * time.Second}}
+	if cfg.ForwardClient != nil {
+		s.forwardClient = cfg.ForwardClient
+	}
 	s.cmds.add(zoneCommands()...)
 	s.cmds.add(configCommands()...)
 	s.cmds.add(userCommands()...)

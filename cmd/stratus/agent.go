@@ -28,6 +28,7 @@ type agentFlags struct {
 	name, address, zone, pod, cluster   string
 	logLevel, logFormat                 string
 	statusAddr, watchdog                string
+	tls                                 tlsFlags
 	serverList                          []string
 	resolvedToken, resolvedRegistration string
 }
@@ -55,6 +56,7 @@ func parseAgentFlags(args []string) (*agentFlags, error) {
 	fs.StringVar(&f.logFormat, "log-format", envOr("AGENT_LOG_FORMAT", "text"), "text or json (env STRATUS_AGENT_LOG_FORMAT)")
 	fs.StringVar(&f.statusAddr, "status-addr", envOr("AGENT_STATUS_ADDR", ""), "host:port serving GET /v1/status (host ID, name and the hypervisor's live domain list); empty turns it off. It is unauthenticated: bind loopback or a management network (env STRATUS_AGENT_STATUS_ADDR)")
 	fs.StringVar(&f.watchdog, "watchdog", envOr("AGENT_WATCHDOG", ""), "watchdog device to arm, e.g. /dev/watchdog (hardware or softdog): petted only while the host's lease is valid (or the agent has safely decided about a lost one), so a hung or dead agent gets its host reset. Its timeout must be shorter than host.lease.margin. With it the host can be fenced by its lease (env STRATUS_AGENT_WATCHDOG)")
+	f.tls.register(fs, "AGENT_", false)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -86,6 +88,9 @@ func parseAgentFlags(args []string) (*agentFlags, error) {
 		return nil, fmt.Errorf("-log-format must be text or json, not %q", f.logFormat)
 	case hclog.LevelFromString(f.logLevel) == hclog.NoLevel:
 		return nil, fmt.Errorf("-log-level %q is not one of trace, debug, info, warn, error", f.logLevel)
+	}
+	if err := f.tls.validate(false); err != nil {
+		return nil, err
 	}
 	return f, nil
 }
@@ -132,6 +137,11 @@ func runAgent(args []string) error {
 		Token: f.resolvedToken, RegistrationToken: f.resolvedRegistration,
 		Name: f.name, Address: f.address, Zone: f.zone, Pod: f.pod, Cluster: f.cluster,
 		Driver: drv, Logger: logger, Version: version,
+	}
+	if f.tls.ca != "" || f.tls.cert != "" {
+		if cfg.HTTPClient, err = f.tls.httpClient(0); err != nil {
+			return err
+		}
 	}
 	var ln net.Listener
 	if f.statusAddr != "" {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"flag"
@@ -42,6 +43,7 @@ type serverFlags struct {
 	fenceCommand                           string
 	minQuorum                              int
 	deadServerThreshold                    time.Duration
+	tls                                    tlsFlags
 }
 
 // envOr returns the environment variable STRATUS_<NAME> or def.
@@ -96,7 +98,11 @@ func parseServerFlags(args []string) (*serverFlags, error) {
 	fs.StringVar(&f.fenceCommand, "fence-command", envOr("FENCE_COMMAND", ""), "fence script of hosts whose HA provider is command; it must exit 0 only once the host is off (env STRATUS_FENCE_COMMAND)")
 	fs.IntVar(&f.minQuorum, "min-quorum", envInt("MIN_QUORUM", cluster.DefaultMinQuorum), "fewest voters autopilot and remove-peer leave in the Raft configuration: a dead server goes only once a replacement keeps this many (env STRATUS_MIN_QUORUM)")
 	fs.DurationVar(&f.deadServerThreshold, "dead-server-threshold", envDuration("DEAD_SERVER_THRESHOLD", cluster.DefaultDeadServerThreshold), "how long a voter must be unseen in gossip before autopilot removes it (env STRATUS_DEAD_SERVER_THRESHOLD)")
+	f.tls.register(fs, "", true)
 	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if err := f.tls.validate(true); err != nil {
 		return nil, err
 	}
 	if f.secret == "" {
@@ -171,6 +177,20 @@ func runServer(args []string) error {
 	advertise := f.advertise
 	if advertise == "" {
 		advertise = "http://" + f.bind
+		if f.tls.enabled() {
+			advertise = "https://" + f.bind
+		}
+	}
+	// Calls to other servers (forwarded writes, read index, heartbeat
+	// relay) trust -tls-ca and present this server's certificate.
+	var internalClient, relayClient *http.Client
+	if f.tls.enabled() || f.tls.ca != "" {
+		if internalClient, err = f.tls.httpClient(30 * time.Second); err != nil {
+			return err
+		}
+		if relayClient, err = f.tls.httpClient(10 * time.Second); err != nil {
+			return err
+		}
 	}
 	var gossipKey []byte
 	if f.gossipKey != "" {
@@ -182,6 +202,14 @@ func runServer(args []string) error {
 	ln, err := net.Listen("tcp", f.bind)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", f.bind, err)
+	}
+	if f.tls.enabled() {
+		tcfg, err := f.tls.serverConfig()
+		if err != nil {
+			_ = ln.Close()
+			return err
+		}
+		ln = tls.NewListener(ln, tcfg)
 	}
 	var join []string
 	for _, j := range strings.Split(f.join, ",") {
@@ -196,7 +224,7 @@ func runServer(args []string) error {
 		APIAdvertise: advertise, Join: join, BootstrapExpect: f.bootstrapExpect,
 		Secret: f.secret, HoldTimeout: f.holdTimeout, Version: version,
 		HeartbeatTimeout: f.heartbeatTimeout, ElectionTimeout: f.electionTimeout,
-		Logger: logger,
+		Logger: logger, HTTPClient: internalClient,
 	})
 	if err != nil {
 		_ = ln.Close()
@@ -220,7 +248,7 @@ func runServer(args []string) error {
 	startAutopilot(node, f.minQuorum, f.deadServerThreshold, logger)
 
 	apiSrv := api.New(api.Config{Cluster: node, Logger: logger, Version: version,
-		RegistrationToken: agent.RegistrationToken(f.secret), Heartbeats: hosts})
+		RegistrationToken: agent.RegistrationToken(f.secret), Heartbeats: hosts, ForwardClient: relayClient})
 	registerOperatorEndpoints(apiSrv, node, logger)
 	srv := &http.Server{
 		Handler:           apiSrv,
