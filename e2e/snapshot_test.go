@@ -261,3 +261,102 @@ func TestSnapshotSaveRestoreIntoFreshCluster(t *testing.T) {
 	}
 	dst.checkNoCrash()
 }
+
+// TestRecoverLostQuorumWithPeersJSON destroys two of three servers for
+// good. The survivor, stopped, gets a peers.json naming only itself and
+// `stratus recover`; it starts as a single-voter cluster, serves all its
+// data, takes writes, and two brand-new servers join it.
+func TestRecoverLostQuorumWithPeersJSON(t *testing.T) {
+	bin := requireE2E(t)
+	c := newCluster(t, bin, 3)
+	c.startAll()
+	leader := c.leader()
+	buildSnapshotState(t, newSDK(leader.apiURL(), c.keys))
+	client := &http.Client{Timeout: 5 * time.Second}
+	survivor := c.servers[0]
+	if survivor == leader {
+		survivor = c.servers[1]
+	}
+	want, err := listAll(client, survivor, c.keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range c.servers {
+		if s != survivor {
+			s.kill9() // destroyed: their data dirs are never used again
+		}
+	}
+	if err := survivor.stop(); err != nil {
+		t.Fatalf("stop the survivor: %v", err)
+	}
+
+	// recover refuses a peers.json that does not name the server.
+	peersPath := filepath.Join(c.dir, "peers.json")
+	other, _ := json.Marshal([]map[string]any{{"id": "someone-else", "address": "127.0.0.1:1", "non_voter": false}})
+	if err := os.WriteFile(peersPath, other, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(bin, "recover", "-data-dir", survivor.dataDir, "-peers", peersPath).CombinedOutput(); err == nil ||
+		!strings.Contains(string(out), "does not list this server") {
+		t.Fatalf("recover with a peers.json without this server: %v\n%s", err, out)
+	}
+	peers, _ := json.Marshal([]map[string]any{{"id": survivor.id, "address": survivor.raft, "non_voter": false}})
+	if err := os.WriteFile(filepath.Join(survivor.dataDir, "raft", "peers.json"), peers, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(bin, "recover", "-data-dir", survivor.dataDir).CombinedOutput(); err != nil {
+		t.Fatalf("stratus recover: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(survivor.dataDir, "raft", "peers.json")); !os.IsNotExist(err) {
+		t.Fatalf("peers.json left in place after recovery: %v", err)
+	}
+
+	// Two new servers replace the dead ones: the harness's view of the
+	// cluster becomes the survivor and them.
+	ports, err := allocPorts(6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.servers = []*server{survivor}
+	if err := survivor.start(bin); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+	defer cancel()
+	if err := c.waitReady(ctx, survivor); err != nil {
+		t.Fatalf("the recovered survivor does not lead alone: %v", err)
+	}
+	waitSameLists(t, c, c.keys, want)
+	cs := newSDK(survivor.apiURL(), c.keys)
+	if _, err := cs.Zone.CreateZone(cs.Zone.NewCreateZoneParams("1.1.1.1", "10.0.0.3", "after-recovery", "Advanced")); err != nil {
+		t.Fatalf("createZone on the recovered server: %v", err)
+	}
+	want, err = listAll(client, survivor, c.keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		s := &server{
+			id:     fmt.Sprintf("server-new-%d", i+1),
+			api:    fmt.Sprintf("127.0.0.1:%d", ports[3*i]),
+			raft:   fmt.Sprintf("127.0.0.1:%d", ports[3*i+1]),
+			gossip: fmt.Sprintf("127.0.0.1:%d", ports[3*i+2]),
+		}
+		s.dataDir = filepath.Join(c.dir, s.id)
+		s.proc = &proc{name: s.id, logPath: filepath.Join(c.dir, s.id+".log"),
+			env: []string{"STRATUS_CLUSTER_SECRET=" + testSecret}}
+		s.args = []string{"server", "-node-id", s.id, "-data-dir", s.dataDir,
+			"-bind", s.api, "-raft-bind", s.raft, "-gossip-bind", s.gossip,
+			"-join", survivor.gossip, "-log-level", "info"}
+		if err := s.start(bin); err != nil {
+			t.Fatal(err)
+		}
+		c.servers = append(c.servers, s)
+	}
+	c.waitAllReady()
+	if err := c.waitVoters(ctx, survivor); err != nil {
+		t.Fatal(err)
+	}
+	waitSameLists(t, c, c.keys, want)
+	c.checkNoCrash()
+}
