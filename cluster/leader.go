@@ -172,9 +172,10 @@ func (l *leadership) leaderLoop(stop chan struct{}) {
 }
 
 // reconcileMembers adds every alive gossiping server of this cluster that
-// raft does not know yet as a voter. Removing dead servers is left to the
-// operator (and later autopilot): a server that is merely down must keep its
-// vote.
+// raft does not know yet as a voter. It never removes anyone: a server
+// that is merely down must keep its vote; autopilot (autopilot.go) removes
+// dead servers once a replacement keeps the quorum safe, and operators use
+// remove-peer.
 func (l *leadership) reconcileMembers() {
 	n := l.n
 	future := n.raft.GetConfiguration()

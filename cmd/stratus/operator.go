@@ -69,6 +69,11 @@ func (c *opClient) call(method, name string, params url.Values, out any) error {
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
+		// Not the url.Error itself: its text holds the signed query.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return fmt.Errorf("reach %s: %w", c.base, err)
 	}
 	defer resp.Body.Close()
