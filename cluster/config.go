@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -55,6 +56,12 @@ type Config struct {
 	// SnapshotThreshold is how many log entries trigger a snapshot.
 	SnapshotThreshold uint64
 
+	// RaftTLS, when set, runs the raft transport over TLS with this
+	// listener configuration (its ClientAuth decides whether peers must
+	// present certificates); RaftTLSClient is used to dial peers and must
+	// trust their certificates (and carry this server's when required).
+	RaftTLS, RaftTLSClient *tls.Config
+
 	Logger     hclog.Logger
 	HTTPClient *http.Client
 }
@@ -81,6 +88,9 @@ func (c *Config) validate() error {
 	}
 	if len(c.Secret) < 16 {
 		errs = append(errs, errors.New("cluster secret must be at least 16 characters"))
+	}
+	if c.RaftTLS != nil && c.RaftTLSClient == nil {
+		errs = append(errs, errors.New("raft TLS needs a client configuration too"))
 	}
 	if n := len(c.GossipKey); n != 0 && n != 16 && n != 24 && n != 32 {
 		errs = append(errs, fmt.Errorf("gossip key must be 16, 24 or 32 bytes, got %d", n))

@@ -96,7 +96,16 @@ func (n *Node) setupRaft() error {
 			return fmt.Errorf("raft advertise address: %w", err)
 		}
 	}
-	n.transport, err = raft.NewTCPTransportWithLogger(n.cfg.RaftBind, advertise, 5, 10*time.Second, n.logger.Named("transport"))
+	if n.cfg.RaftTLS != nil {
+		var layer *tlsStreamLayer
+		if layer, err = newTLSStreamLayer(n.cfg.RaftBind, advertise, n.cfg.RaftTLS, n.cfg.RaftTLSClient); err == nil {
+			n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+				Stream: layer, MaxPool: 5, Timeout: 10 * time.Second, Logger: n.logger.Named("transport"),
+			})
+		}
+	} else {
+		n.transport, err = raft.NewTCPTransportWithLogger(n.cfg.RaftBind, advertise, 5, 10*time.Second, n.logger.Named("transport"))
+	}
 	if err != nil {
 		return fmt.Errorf("raft transport: %w", err)
 	}

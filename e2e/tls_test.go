@@ -190,6 +190,13 @@ func TestTLS(t *testing.T) {
 	} else {
 		t.Logf("plain http to the TLS port: %v", err)
 	}
+	// Raft's transport speaks TLS too, with the same certificate.
+	conn, err := tls.Dial("tcp", c.servers[0].raft, &tls.Config{RootCAs: pki.pool, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Errorf("TLS handshake with the raft port: %v", err)
+	} else {
+		conn.Close()
+	}
 	// A client that does not trust the CA fails the handshake.
 	untrusting := &http.Client{Timeout: 3 * time.Second}
 	if _, err := untrusting.Get(httpsURL(c.servers[0]) + "/v1/health"); err == nil || !strings.Contains(err.Error(), "certificate") {
@@ -205,5 +212,16 @@ func TestTLSClientAuth(t *testing.T) {
 	if resp, err := pki.httpsClient(false).Get(httpsURL(c.servers[0]) + "/v1/health"); err == nil {
 		resp.Body.Close()
 		t.Errorf("https without a client certificate answered HTTP %d, want the handshake refused", resp.StatusCode)
+	}
+	// Raft's port requires one too.
+	conn, err := tls.Dial("tcp", c.servers[0].raft, &tls.Config{RootCAs: pki.pool, MinVersion: tls.VersionTLS12})
+	if err == nil {
+		// TLS 1.3 reports a refused client certificate on the first read.
+		_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		_, err = conn.Read(make([]byte, 1))
+		conn.Close()
+	}
+	if err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("raft port without a client certificate: %v, want a certificate error", err)
 	}
 }

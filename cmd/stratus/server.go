@@ -184,6 +184,16 @@ func runServer(args []string) error {
 	// Calls to other servers (forwarded writes, read index, heartbeat
 	// relay) trust -tls-ca and present this server's certificate.
 	var internalClient, relayClient *http.Client
+	var raftTLS, raftTLSClient *tls.Config
+	if f.tls.enabled() {
+		// Raft's transport too: same certificate, CA and client policy.
+		if raftTLS, err = f.tls.serverConfig(); err != nil {
+			return err
+		}
+		if raftTLSClient, err = f.tls.clientConfig(); err != nil {
+			return err
+		}
+	}
 	if f.tls.enabled() || f.tls.ca != "" {
 		if internalClient, err = f.tls.httpClient(30 * time.Second); err != nil {
 			return err
@@ -224,7 +234,7 @@ func runServer(args []string) error {
 		APIAdvertise: advertise, Join: join, BootstrapExpect: f.bootstrapExpect,
 		Secret: f.secret, HoldTimeout: f.holdTimeout, Version: version,
 		HeartbeatTimeout: f.heartbeatTimeout, ElectionTimeout: f.electionTimeout,
-		Logger: logger, HTTPClient: internalClient,
+		Logger: logger, HTTPClient: internalClient, RaftTLS: raftTLS, RaftTLSClient: raftTLSClient,
 	})
 	if err != nil {
 		_ = ln.Close()
