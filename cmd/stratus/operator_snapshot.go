@@ -64,6 +64,8 @@ type progress struct {
 	total int64 // 0 when unknown
 	n     atomic.Int64
 	last  time.Time
+	then  string // printed once the reader is drained (the upload is sent)
+	eof   bool
 }
 
 func (p *progress) add(k int) {
@@ -93,6 +95,11 @@ type progressReader struct {
 func (pr progressReader) Read(b []byte) (int, error) {
 	n, err := pr.r.Read(b)
 	pr.p.add(n)
+	if errors.Is(err, io.EOF) && pr.p.then != "" && !pr.p.eof {
+		pr.p.eof = true
+		pr.p.show()
+		fmt.Fprintf(os.Stderr, "\n%s\n", pr.p.then)
+	}
 	return n, err
 }
 
@@ -243,7 +250,8 @@ func runSnapshotRestore(c *opClient, args []string) error {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
-	p := &progress{verb: "restoring: uploaded", total: in.Size}
+	p := &progress{verb: "restoring: uploaded", total: in.Size,
+		then: "uploaded; the leader verifies the file and restores it into every server..."}
 	req, err := c.streamRequest(http.MethodPost, "snapshot-restore", progressReader{r: f, p: p})
 	if err != nil {
 		return err
@@ -251,14 +259,16 @@ func runSnapshotRestore(c *opClient, args []string) error {
 	req.ContentLength = in.Size
 	req.Header.Set("Content-Type", "application/octet-stream")
 	resp, err := c.http.Do(req)
-	p.done()
 	if err != nil {
+		p.done()
 		return fmt.Errorf("reach %s: %w", c.base, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
+		p.done()
 		return c.operatorError(resp)
 	}
+	p.done()
 	var out struct {
 		Server  string `json:"server"`
 		Applied uint64 `json:"applied_index"`

@@ -139,7 +139,16 @@ func forwardRestore(w http.ResponseWriter, r *api.OperatorRequest, node *cluster
 	req.ContentLength = r.HTTP.ContentLength
 	req.Header.Set("Content-Type", r.HTTP.Header.Get("Content-Type"))
 	req.Header.Set(restoreForwardedHeader, node.ID())
-	resp, err := http.DefaultClient.Do(req)
+	// The node's client for calls to other servers (it trusts the cluster's
+	// CA when TLS is on), without its overall timeout: an upload of a large
+	// snapshot and the restore behind it take longer than a forwarded write.
+	client := http.DefaultClient
+	if hc := node.Config().HTTPClient; hc != nil {
+		c := *hc
+		c.Timeout = 0
+		client = &c
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return api.ErrUnavailable(fmt.Sprintf("forward the restore to the leader at %s: %v; retry", leader, err))
 	}
