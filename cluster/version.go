@@ -19,11 +19,12 @@ import (
 var ErrVersionGate = errors.New("not every server supports this command version yet")
 
 // BaseCommandVersion is the command version every released build
-// understands. A voter this node has not seen in gossip counts as this
+// understands and the one ordinary commands are written at (fsm.Encode),
+// so they are never gated. A voter this node has not seen in gossip counts as this
 // version: an unknown voter may be old, so nothing newer may be emitted,
 // but it can still apply everything of the baseline (so writes keep
 // working while gossip converges after a restart).
-const BaseCommandVersion uint16 = 1
+const BaseCommandVersion = fsm.BaseCommandVersion
 
 // VoterVersion is one voter's gossiped versions, as the gate sees them.
 type VoterVersion struct {

@@ -88,8 +88,8 @@ func TestEntryCommandVersionLooksInsideOnceWrapper(t *testing.T) {
 		t.Fatalf("wrapped entry: version %d, want the inner 7", v)
 	}
 	normal, _ := fsm.WrapOnce("r", time.Now(), fsm.NoopRequestType, struct{}{})
-	if v := entryCommandVersion(normal); v != fsm.CommandVersion {
-		t.Fatalf("ordinary entry: version %d, want %d", v, fsm.CommandVersion)
+	if v := entryCommandVersion(normal); v != BaseCommandVersion {
+		t.Fatalf("ordinary entry: version %d, want the baseline %d", v, BaseCommandVersion)
 	}
 }
 

@@ -5,19 +5,22 @@ package e2e
 // keeps writing zones, listing them and running createTags jobs through
 // HAProxy.
 //
-// Which builds: the new build is STRATUS_BIN; the previous build is the
-// same source built again by the test with another version string
-// (-ldflags "-X main.version=0.0.0-previous"). Building the commit before
-// the change under test would need a git checkout and a second module
-// download in CI and would test whatever that commit happens to be; a
-// second build of this source is deterministic and still exercises what a
-// rolling upgrade relies on: gossip of build versions, upgrade-check's
-// order (the newest build seen counts as done), leadership transfer, the
-// restart of a server on its data dir under another binary and HAProxy's
-// /v1/ready check. Both builds have the same command version (1), so this
-// test does not exercise the version gate itself: no command above the
-// baseline exists yet, and cluster/version_test.go tests the gate on an
-// in-process cluster.
+// Which builds: the test builds this source twice into t.TempDir(): the
+// previous build as version 1.0.0, and the new build as 1.1.0 with the
+// stratus_cmdv2 tag, which raises fsm.CommandVersion to 2 and adds an
+// operator call that commits a command of version 2
+// (cmd/stratus/opserver_cmdv2.go). Building the commit before the change
+// under test instead would need a git checkout and a second module
+// download in CI, and would test whatever that commit happens to contain;
+// two builds of this source are deterministic and still exercise what a
+// rolling upgrade relies on: gossip of build and command versions,
+// upgrade-check's order (the newest build counts as done), leadership
+// transfer, a restart on the same data dir under another binary, HAProxy's
+// /v1/ready check, and the version gate: the version 2 command is refused,
+// naming the old servers, while any remains, and accepted once the last
+// one is replaced, while ordinary commands (version 1) keep committing
+// throughout. STRATUS_BIN only gates the test (make build must work); its
+// version string is a commit hash, which says nothing about order.
 
 import (
 	"context"
@@ -38,7 +41,8 @@ import (
 )
 
 const (
-	previousVersion  = "0.0.0-previous"
+	previousVersion  = "1.0.0"
+	nextVersion      = "1.1.0"
 	upgradeZonePfx   = "upg-zone-"
 	upgradeWriteRate = 40 // zone creates per second
 	upgradeJobRate   = 10 // createTags jobs per second
@@ -258,21 +262,25 @@ func (l *upgradeLoad) jobber(ctx context.Context) {
 	}
 }
 
-// buildPrevious builds this source again as the previous build.
-func buildPrevious(t *testing.T) string {
+// buildStratus builds this source with the version string and tags.
+func buildStratus(t *testing.T, name, version string, tags ...string) string {
 	t.Helper()
 	out, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil || strings.TrimSpace(string(out)) == "" {
 		t.Fatalf("find the module root: %v (%s)", err, out)
 	}
-	bin := filepath.Join(t.TempDir(), "stratus-previous")
+	bin := filepath.Join(t.TempDir(), name)
 	start := time.Now()
-	cmd := exec.Command("go", "build", "-ldflags", "-X main.version="+previousVersion, "-o", bin, "./cmd/stratus")
+	args := []string{"build", "-ldflags", "-X main.version=" + version, "-o", bin}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
+	cmd := exec.Command("go", append(args, "./cmd/stratus")...)
 	cmd.Dir = filepath.Dir(strings.TrimSpace(string(out)))
 	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build the previous build: %v\n%s", err, b)
+		t.Fatalf("build %s: %v\n%s", name, err, b)
 	}
-	t.Logf("e2e: built the previous build (%s) in %s", previousVersion, time.Since(start).Round(time.Millisecond))
+	t.Logf("e2e: built %s (%s, tags %v) in %s", name, version, tags, time.Since(start).Round(time.Millisecond))
 	return bin
 }
 
@@ -285,6 +293,7 @@ type upgradeReport struct {
 	Order         []string `json:"order"`
 	Upgraded      []string `json:"upgraded"`
 	NewestVersion string   `json:"newest_version"`
+	CmdVersion    uint16   `json:"cluster_command_version"`
 	Servers       []struct {
 		ID      string `json:"id"`
 		Version string `json:"version"`
@@ -333,16 +342,10 @@ func waitSafe(ctx context.Context, bin, address string, k adminKeys) (upgradeRep
 }
 
 func TestRollingUpgrade(t *testing.T) {
-	newBin := requireE2E(t)
-	v, err := exec.Command(newBin, "version").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	newVersion := strings.TrimSpace(string(v))
-	if newVersion == previousVersion {
-		t.Fatalf("the new build calls itself %s too", previousVersion)
-	}
-	oldBin := buildPrevious(t)
+	requireE2E(t)
+	oldBin := buildStratus(t, "stratus-previous", previousVersion)
+	newBin := buildStratus(t, "stratus-next", nextVersion, "stratus_cmdv2")
+	newVersion := nextVersion
 	c := newCluster(t, oldBin, 3)
 	c.startAll()
 	lb := c.startHAProxy()
@@ -463,15 +466,41 @@ func TestRollingUpgrade(t *testing.T) {
 		replaced[s.id], running[s.id] = true, newVersion
 		t.Logf("e2e: step %d: %s replaced and back in rotation in %s (%d zones acknowledged so far)",
 			step, s.id, time.Since(stopAt).Round(time.Millisecond), l.ackCount.Load())
+		if step < len(c.servers) {
+			checkGateHolds(t, newBin, s, c, replaced)
+		}
 		waitAcked(l.ackCount.Load() + upgradeProgress)
 	}
 	c.bin = newBin
 	if err := versionsAre(running); err != nil {
 		t.Fatal(err)
 	}
-	r, err := waitSafe(ctx, newBin, lbBase, c.keys)
-	if err != nil {
-		t.Fatal(err)
+	// Every voter runs command version 2 now: the probe commits (once
+	// gossip has told the asked server about the last one replaced), and
+	// upgrade-check reports the cluster at version 2.
+	var r upgradeReport
+	var err error
+	for {
+		out, errOut, perr := operatorCLI(newBin, c.servers[0].baseURL(), c.keys, "debug", "command-version-probe")
+		if perr == nil {
+			if !strings.Contains(out, "committed a command of version 2") {
+				t.Fatalf("command-version-probe printed %q", out)
+			}
+			if r, err = waitSafe(ctx, newBin, lbBase, c.keys); err != nil {
+				t.Fatal(err)
+			}
+			if r.CmdVersion == 2 {
+				t.Logf("e2e: after the last server: %s", strings.TrimSpace(out))
+				break
+			}
+		} else if !strings.Contains(errOut, "this needs every server at command version 2") {
+			t.Fatalf("command-version-probe after the upgrade: %v: %s", perr, errOut)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the version 2 command is still refused after the upgrade: %s (upgrade-check: cluster command version %d)", errOut, r.CmdVersion)
+		case <-time.After(pollEvery):
+		}
 	}
 	if r.NewestVersion != newVersion || len(r.Upgraded) != 0 || len(r.Order) != len(c.servers) {
 		t.Fatalf("after the upgrade upgrade-check reports newest %q, upgraded %v, order %v", r.NewestVersion, r.Upgraded, r.Order)
@@ -539,4 +568,25 @@ func TestRollingUpgrade(t *testing.T) {
 	}
 	c.checkNoCrash()
 	verifyZonesEverywhere(t, c, l.acked, baseline, "after the rolling upgrade")
+}
+
+// checkGateHolds asks upgraded server s to commit a version 2 command
+// while some servers still run the previous build: it must be refused
+// with a message that names each of them.
+func checkGateHolds(t *testing.T, bin string, s *server, c *testCluster, replaced map[string]bool) {
+	t.Helper()
+	out, errOut, err := operatorCLI(bin, s.baseURL(), c.keys, "debug", "command-version-probe")
+	if err == nil {
+		t.Fatalf("a version 2 command committed while old servers remain: %s", out)
+	}
+	if !strings.Contains(errOut, "this needs every server at command version 2") || !strings.Contains(errOut, "error 530") {
+		t.Fatalf("command-version-probe on %s: unexpected refusal: %v: %s", s.id, err, errOut)
+	}
+	for _, o := range c.servers {
+		named := strings.Contains(errOut, o.id+" is at 1 (build "+previousVersion+")")
+		if named == replaced[o.id] {
+			t.Fatalf("command-version-probe on %s: refusal %q names %s: %v, but replaced: %v", s.id, errOut, o.id, named, replaced[o.id])
+		}
+	}
+	t.Logf("e2e: gate on %s: %s", s.id, strings.TrimSpace(errOut))
 }

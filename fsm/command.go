@@ -29,10 +29,15 @@ const (
 	lastKnownType                      = OnceRequestType // defined in once.go
 )
 
-// CommandVersion is the highest command schema version this build writes and
-// understands. Servers gossip it; the leader emits a newer version of a
-// command only when every voter understands it.
-const CommandVersion uint16 = 1
+// CommandVersion (command_version*.go) is the highest command schema
+// version this build understands. Servers gossip it; a command is written
+// at the version it needs (BaseCommandVersion unless it says otherwise),
+// and one above BaseCommandVersion is proposed only once every voter
+// gossips at least that version (cluster.RequireCommandVersion).
+
+// BaseCommandVersion is the version Encode writes: every build understands
+// it, so a cluster in the middle of a rolling upgrade keeps writing.
+const BaseCommandVersion uint16 = 1
 
 // headerLen is the envelope header: one type byte and a big-endian uint16
 // schema version.
@@ -81,9 +86,10 @@ type Envelope struct {
 }
 
 // Encode builds a log entry: type byte (with the skip flag if asked), schema
-// version, then the JSON body.
+// version BaseCommandVersion, then the JSON body. A command that needs a
+// newer version uses EncodeVersion.
 func Encode(t MessageType, skippable bool, body any) ([]byte, error) {
-	return EncodeVersion(t, skippable, CommandVersion, body)
+	return EncodeVersion(t, skippable, BaseCommandVersion, body)
 }
 
 // EncodeVersion is Encode with an explicit schema version.
