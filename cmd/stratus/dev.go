@@ -105,6 +105,7 @@ func runDev(args []string) error {
 	servers := fs.Int("servers", 3, "management servers to start")
 	hosts := fs.Int("hosts", 0, "simulated hosts to start: host agents on libvirt's test driver, one host file each, in a seeded zone")
 	logLevel := fs.String("log-level", "info", "servers' log level")
+	useTLS := fs.Bool("tls", false, "serve HTTPS (API, internal endpoints, raft) with a throwaway CA and certificate made in --dir/tls; trust --dir/tls/ca.pem in clients")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -136,6 +137,21 @@ func runDev(args []string) error {
 		return fmt.Errorf("find own binary: %w", err)
 	}
 
+	scheme, client := "http", &http.Client{Timeout: 30 * time.Second}
+	var devTLS *tlsFlags
+	if *useTLS {
+		if devTLS, err = makeDevTLS(abs); err != nil {
+			return err
+		}
+		if client, err = devTLS.httpClient(30 * time.Second); err != nil {
+			return err
+		}
+		scheme = "https"
+		// The agents started below inherit it.
+		if err := os.Setenv("STRATUS_AGENT_TLS_CA", devTLS.ca); err != nil {
+			return err
+		}
+	}
 	var procs []*exec.Cmd
 	stopAll := func() {
 		for _, p := range procs {
@@ -160,6 +176,9 @@ func runDev(args []string) error {
 		cmdArgs := []string{"server", "-node-id", s.ID, "-data-dir", dataDir, "-bind", s.API,
 			"-raft-bind", s.Raft, "-gossip-bind", s.Gossip, "-bootstrap-expect", fmt.Sprint(len(layout.Servers)),
 			"-log-level", *logLevel}
+		if devTLS != nil {
+			cmdArgs = append(cmdArgs, "-tls-cert", devTLS.cert, "-tls-key", devTLS.key, "-tls-ca", devTLS.ca)
+		}
 		if i > 0 {
 			cmdArgs = append(cmdArgs, "-join", layout.Servers[0].Gossip)
 		} else if len(layout.Servers) > 1 {
@@ -174,7 +193,7 @@ func runDev(args []string) error {
 			return fmt.Errorf("start %s: %w", s.ID, err)
 		}
 		procs = append(procs, cmd)
-		cloud.Servers = append(cloud.Servers, CloudServer{ID: s.ID, APIURL: "http://" + s.API, PID: cmd.Process.Pid})
+		cloud.Servers = append(cloud.Servers, CloudServer{ID: s.ID, APIURL: scheme + "://" + s.API, PID: cmd.Process.Pid})
 	}
 	cloud.APIURL = cloud.Servers[0].APIURL + "/client/api"
 	for i := range cloud.Servers {
@@ -193,7 +212,7 @@ func runDev(args []string) error {
 		case <-ctx.Done():
 		}
 	}()
-	if err := waitReady(ctx, layout); err != nil {
+	if err := waitReady(ctx, layout, client, scheme); err != nil {
 		stopAll()
 		return fmt.Errorf("cloud did not become ready (logs in %s/*/server.log): %w", abs, err)
 	}
@@ -204,7 +223,7 @@ func runDev(args []string) error {
 	}
 	cloud.APIKey, cloud.SecretKey, cloud.Username, cloud.Password = keys.APIKey, keys.SecretKey, "admin", keys.Password
 	if *hosts > 0 {
-		d := &devAPI{url: cloud.APIURL, key: keys.APIKey, secret: keys.SecretKey, client: &http.Client{Timeout: 30 * time.Second}}
+		d := &devAPI{url: cloud.APIURL, key: keys.APIKey, secret: keys.SecretKey, client: client}
 		if err := seedDevZone(ctx, d, abs); err != nil {
 			stopAll()
 			return fmt.Errorf("seed the dev zone: %w", err)
@@ -231,6 +250,9 @@ func runDev(args []string) error {
 		return fmt.Errorf("write cloud.json: %w", err)
 	}
 	printDevBanner(abs, cloud)
+	if devTLS != nil {
+		fmt.Printf("  TLS: trust %s (curl --cacert, SSL_CERT_FILE for stratus operator and other Go clients)\n", devTLS.ca)
+	}
 
 	// End the start-up watcher first, or it could take the signal meant
 	// for the wait below.
@@ -242,12 +264,13 @@ func runDev(args []string) error {
 	return nil
 }
 
-func waitReady(ctx context.Context, layout *devLayout) error {
-	client := &http.Client{Timeout: 2 * time.Second}
+func waitReady(ctx context.Context, layout *devLayout, client *http.Client, scheme string) error {
 	for _, s := range layout.Servers {
 		last := "no answer"
 		for {
-			resp, err := client.Get("http://" + s.API + "/v1/ready")
+			rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
+			req, _ := http.NewRequestWithContext(rctx, http.MethodGet, scheme+"://"+s.API+"/v1/ready", nil)
+			resp, err := client.Do(req)
 			if err == nil {
 				var body struct {
 					Reason string `json:"reason"`
@@ -255,10 +278,14 @@ func waitReady(ctx context.Context, layout *devLayout) error {
 				_ = json.NewDecoder(resp.Body).Decode(&body)
 				resp.Body.Close()
 				if resp.StatusCode == http.StatusOK {
+					rcancel()
 					break
 				}
 				last = body.Reason
+			} else {
+				last = err.Error()
 			}
+			rcancel()
 			select {
 			case <-ctx.Done():
 				return fmt.Errorf("%s not ready: %s", s.ID, last)
