@@ -12,9 +12,15 @@ import (
 	"github.com/stratus-cloud/stratus/fsm"
 )
 
-// ErrRestoreNotLeader means a restore reached a server that does not lead;
-// the operator endpoint forwards it to the leader instead.
-var ErrRestoreNotLeader = errors.New("snapshot restore must run on the leader")
+// Errors of RestoreSnapshot.
+var (
+	// ErrRestoreNotLeader means a restore reached a server that does not
+	// lead; the operator endpoint forwards it to the leader instead.
+	ErrRestoreNotLeader = errors.New("snapshot restore must run on the leader")
+	// ErrSnapshotInvalid means the stream does not restore on this build;
+	// nothing was changed.
+	ErrSnapshotInvalid = errors.New("snapshot does not restore on this server")
+)
 
 // SaveSnapshot writes the FSM snapshot stream of this server's state to w.
 // It first does a consistent read, so every write acknowledged before the
@@ -59,7 +65,7 @@ func (n *Node) RestoreSnapshot(ctx context.Context, src io.ReadSeeker, size int6
 	}
 	_, hdr, err := fsm.ReadSnapshot(src)
 	if err != nil {
-		return 0, fmt.Errorf("snapshot does not restore on this server: %w", err)
+		return 0, fmt.Errorf("%w: %w", ErrSnapshotInvalid, err)
 	}
 	if _, err := src.Seek(0, io.SeekStart); err != nil {
 		return 0, fmt.Errorf("rewind snapshot: %w", err)

@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -51,11 +52,11 @@ func TestSnapshotSaveRestoreIntoAnotherCluster(t *testing.T) {
 	dst := startCluster(t, 3)
 	dl := leaderOf(t, dst)
 	setSetting(t, dl, "test.only-in-dst", "x")
-	if _, err := followers(dst, dl)[0].RestoreSnapshot(context.Background(), bytes.NewReader(buf.Bytes()), int64(buf.Len())); err == nil {
-		t.Fatal("restore on a follower succeeded")
+	if _, err := followers(dst, dl)[0].RestoreSnapshot(context.Background(), bytes.NewReader(buf.Bytes()), int64(buf.Len())); !errors.Is(err, ErrRestoreNotLeader) {
+		t.Fatalf("restore on a follower: %v, want ErrRestoreNotLeader", err)
 	}
-	if _, err := dl.RestoreSnapshot(context.Background(), bytes.NewReader([]byte("garbage")), 7); err == nil {
-		t.Fatal("restore of garbage succeeded")
+	if _, err := dl.RestoreSnapshot(context.Background(), bytes.NewReader([]byte("garbage")), 7); !errors.Is(err, ErrSnapshotInvalid) {
+		t.Fatalf("restore of garbage: %v, want ErrSnapshotInvalid", err)
 	}
 	if _, err := dl.RestoreSnapshot(context.Background(), bytes.NewReader(buf.Bytes()), int64(buf.Len())); err != nil {
 		t.Fatalf("restore: %v", err)

@@ -102,12 +102,12 @@ func serveSnapshotRestore(w http.ResponseWriter, r *api.OperatorRequest, node *c
 	if err != nil {
 		return api.ErrParam("refusing to restore: %v", err)
 	}
-	if _, err := ops.Inspect(b); err != nil {
-		return api.ErrParam("refusing to restore: %v", err)
-	}
 	l.Warn("restoring the cluster state from an operator snapshot", "user", r.Caller.Username, "bytes", n,
 		"sha256", b.SHA256, "snapshot_cluster_id", b.Header.ClusterID, "snapshot_created", b.Header.Created)
 	applied, err := node.RestoreSnapshot(r.HTTP.Context(), b.Stream, b.Stream.Size())
+	if errors.Is(err, cluster.ErrSnapshotInvalid) {
+		return api.ErrParam("refusing to restore: %v", err)
+	}
 	if errors.Is(err, cluster.ErrRestoreNotLeader) {
 		return api.ErrUnavailable("leadership moved while the snapshot was uploaded; nothing was restored: retry")
 	}
