@@ -225,7 +225,7 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	env, err := DecodeEnvelope(data)
-	if err != nil || env.Type != ZoneDeleteRequestType || !env.Skip || env.Version != CommandVersion || string(env.Body) != `{"id":"x"}` {
+	if err != nil || env.Type != ZoneDeleteRequestType || !env.Skip || env.Version != BaseCommandVersion || string(env.Body) != `{"id":"x"}` {
 		t.Fatalf("envelope = %+v, %v", env, err)
 	}
 	if _, err := DecodeEnvelope([]byte{1}); !errors.Is(err, ErrShortEntry) {
