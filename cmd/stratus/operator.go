@@ -28,6 +28,9 @@ type operatorCommand struct {
 	name string
 	desc string
 	run  func(c *opClient, args []string) error
+	// offline commands contact no server (snapshot inspect): they need
+	// neither an address nor keys.
+	offline bool
 }
 
 var operatorCommands = map[string]*operatorCommand{}
@@ -170,6 +173,9 @@ func runOperator(args []string) error {
 	if cmd == nil {
 		fmt.Fprint(os.Stderr, operatorUsage())
 		return fmt.Errorf("unknown operator command %q", strings.Join(rest, " "))
+	}
+	if cmd.offline {
+		return cmd.run(c, rest[used:])
 	}
 	if c.base == "" {
 		return errors.New("give a server with -address or STRATUS_ADDR (or -cloud)")

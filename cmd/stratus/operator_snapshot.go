@@ -23,7 +23,7 @@ func init() {
 	registerOperator(&operatorCommand{name: "snapshot save", desc: "save a consistent snapshot of the whole state to FILE (checksummed)",
 		run: runSnapshotSave})
 	registerOperator(&operatorCommand{name: "snapshot inspect", desc: "verify a snapshot FILE and show its header and records per table",
-		run: runSnapshotInspect})
+		run: runSnapshotInspect, offline: true})
 	registerOperator(&operatorCommand{name: "snapshot restore", desc: "replace the whole state of the running cluster with FILE (needs -force)",
 		run: runSnapshotRestore})
 }
@@ -42,6 +42,16 @@ func (c *opClient) streamRequest(method, name string, body io.Reader) (*http.Req
 		return nil, fmt.Errorf("build request: %w", err)
 	}
 	return req, nil
+}
+
+// reachError reports a failed request without the url.Error's text, which
+// holds the signed query.
+func (c *opClient) reachError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return fmt.Errorf("reach %s: %w", c.base, err)
 }
 
 // operatorError turns a failed operator answer into an error.
@@ -130,7 +140,7 @@ func runSnapshotSave(c *opClient, args []string) error {
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("reach %s: %w", c.base, err)
+		return c.reachError(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -261,7 +271,7 @@ func runSnapshotRestore(c *opClient, args []string) error {
 	resp, err := c.http.Do(req)
 	if err != nil {
 		p.done()
-		return fmt.Errorf("reach %s: %w", c.base, err)
+		return c.reachError(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
