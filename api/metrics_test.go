@@ -1,12 +1,15 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/stratus-cloud/stratus/fsm"
 )
 
 func scrape(t *testing.T, s *Server) string {
@@ -74,5 +77,26 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 	if v := sampleValue(body, `stratus_api_request_duration_seconds_count{code="4xx",command="unknown"}`); v < 1 {
 		t.Errorf("unknown command not counted as unknown: %v", v)
+	}
+}
+
+// TestMetricsCountJobsByState: the jobs gauge is read from the state at
+// scrape time, by command and state.
+func TestMetricsCountJobsByState(t *testing.T) {
+	s, c := newTestServer(t)
+	const acct, dom, user = "33333333-3333-4333-8333-333333333333", "22222222-2222-4222-8222-222222222222", "11111111-1111-4111-8111-111111111111"
+	var ops []fsm.TxnOp
+	for i, st := range []int{fsm.JobPending, fsm.JobFailed, fsm.JobFailed, fsm.JobSucceeded} {
+		ops = append(ops, fsm.Create(fsm.TableJobs, &fsm.AsyncJob{ID: "aaaaaaaa-0000-4000-8000-00000000000" + string(rune('1'+i)), Cmd: "createTags",
+			AccountID: acct, DomainID: dom, UserID: user, Status: st, Created: fixedNow}))
+	}
+	if _, err := c.Apply(context.Background(), fsm.TxnRequestType, fsm.TxnRequest{Ops: ops}); err != nil {
+		t.Fatal(err)
+	}
+	body := scrape(t, s)
+	for state, want := range map[string]float64{"pending": 1, "failed": 2, "succeeded": 1} {
+		if v := sampleValue(body, `stratus_jobs{cmd="createTags",state="`+state+`"}`); v != want {
+			t.Errorf("stratus_jobs createTags %s = %v, want %v", state, v, want)
+		}
 	}
 }
