@@ -35,7 +35,8 @@ func (s *Server) agentDesired(c *agentCall) (any, *agentError) {
 	deadline := time.After(wait)
 	for {
 		ws := memdb.NewWatchSet()
-		d, err := desiredOf(s.c.State(), ws, c.host.ID)
+		st := s.c.State()
+		d, err := desiredOf(st, ws, c.host.ID)
 		if err != nil {
 			return nil, agentErr(http.StatusInternalServerError, "desired state: %v", err)
 		}
@@ -47,20 +48,9 @@ func (s *Server) agentDesired(c *agentCall) (any, *agentError) {
 			return d, nil
 		case <-deadline:
 			return d, nil
-		case <-watchCh(ws):
+		case <-st.Changed(ws, agentMaxWait):
 		}
 	}
-}
-
-// watchCh turns a watch set into a channel closed at its first change
-// (or after agentMaxWait).
-func watchCh(ws memdb.WatchSet) <-chan struct{} {
-	ch := make(chan struct{})
-	go func() {
-		ws.Watch(time.After(agentMaxWait))
-		close(ch)
-	}()
-	return ch
 }
 
 func desiredOf(st *fsm.Store, ws memdb.WatchSet, hostID string) (*agent.Desired, error) {

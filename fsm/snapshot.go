@@ -214,8 +214,10 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		return err
 	}
 	f.mu.Lock()
+	old := f.state
 	f.state = store
 	f.mu.Unlock()
+	old.abandon() // wake everyone blocked on the old store's watches
 	f.setApplied(hdr.AppliedIndex)
 	f.logger.Info("restored snapshot", "applied_index", hdr.AppliedIndex, "format_version", hdr.FormatVersion)
 	return nil

@@ -1,7 +1,10 @@
 package fsm
 
 import (
+	"context"
 	"fmt"
+	"sync"
+	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
 )
@@ -11,6 +14,10 @@ import (
 // rows they read change. Writes take the Raft index that carries them.
 type Store struct {
 	db *memdb.MemDB
+	// abandoned is closed when a restore replaces this store: watches on
+	// it would never fire again (see Changed and Watch).
+	abandoned   chan struct{}
+	abandonOnce *sync.Once
 }
 
 // NewStore returns an empty store.
@@ -19,12 +26,12 @@ func NewStore() *Store {
 	if err != nil {
 		panic(fmt.Sprintf("fsm: new memdb: %v", err))
 	}
-	return &Store{db: db}
+	return &Store{db: db, abandoned: make(chan struct{}), abandonOnce: new(sync.Once)}
 }
 
 // Snapshot returns a point-in-time, read-only view of the store.
 func (s *Store) Snapshot() *Store {
-	return &Store{db: s.db.Snapshot()}
+	return &Store{db: s.db.Snapshot(), abandoned: s.abandoned, abandonOnce: s.abandonOnce}
 }
 
 // insert stores obj after stamping its indexes: ModifyIndex is always index,
@@ -99,4 +106,30 @@ func (s *Store) bootstrap(index uint64, req *BootstrapRequest) error {
 	}
 	txn.Commit()
 	return nil
+}
+
+// Changed returns a channel closed when a row read with ws changes, when
+// this store is replaced by a restored snapshot (its watches would never
+// fire again), or after max, whichever comes first.
+func (s *Store) Changed(ws memdb.WatchSet, max time.Duration) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		defer close(ch)
+		ctx, cancel := context.WithTimeout(context.Background(), max)
+		defer cancel()
+		go func() {
+			select {
+			case <-s.abandoned:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		_ = ws.WatchCtx(ctx)
+	}()
+	return ch
+}
+
+// abandon tells this store's waiters that it was replaced.
+func (s *Store) abandon() {
+	s.abandonOnce.Do(func() { close(s.abandoned) })
 }

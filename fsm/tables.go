@@ -203,6 +203,7 @@ func (s *Store) Count(table, index string, args ...any) (int, error) {
 }
 
 // Watch returns a channel closed at the next change of any row of table.
+// A restore replaces the store without closing it: wait on Abandoned too.
 func (s *Store) Watch(table string) (<-chan struct{}, error) {
 	it, err := s.db.Txn(false).Get(table, "id")
 	if err != nil {
@@ -210,6 +211,10 @@ func (s *Store) Watch(table string) (<-chan struct{}, error) {
 	}
 	return it.WatchCh(), nil
 }
+
+// Abandoned is closed when a restore replaces this store; from then on
+// its watches never fire, and waiters should read the FSM's new state.
+func (s *Store) Abandoned() <-chan struct{} { return s.abandoned }
 
 // Owned is implemented by objects that belong to an account; objects
 // without it (zones, hosts, offerings) belong to the cloud's operators.

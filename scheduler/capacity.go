@@ -3,9 +3,6 @@ package scheduler
 import (
 	"fmt"
 	"sort"
-	"time"
-
-	memdb "github.com/hashicorp/go-memdb"
 
 	"github.com/stratus-cloud/stratus/fsm"
 	"github.com/stratus-cloud/stratus/scheduler/placement"
@@ -173,17 +170,6 @@ func releasePool(st *fsm.Store, vol *fsm.Volume) (*fsm.TxnOp, error) {
 	}
 	op := fsm.ReservePool(p.ID, -vol.SizeBytes)
 	return &op, nil
-}
-
-// watchRows returns a channel closed when any row read with ws changes, or
-// after max at the latest.
-func watchRows(ws memdb.WatchSet, max time.Duration) <-chan struct{} {
-	ch := make(chan struct{})
-	go func() {
-		ws.Watch(time.After(max))
-		close(ch)
-	}()
-	return ch
 }
 
 // Candidates judges every host of the VM's zone for req, for

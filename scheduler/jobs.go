@@ -131,7 +131,8 @@ func (r *Runner) watch(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-changed:
-		case <-time.After(5 * time.Second): // a restore swaps the store: look again now and then
+		case <-st.Abandoned(): // a restore swapped the store
+		case <-time.After(5 * time.Second):
 		}
 	}
 }

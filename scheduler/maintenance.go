@@ -150,7 +150,7 @@ func maintenanceStep(_ context.Context, st *fsm.Store, j *fsm.AsyncJob) (Step, e
 	case len(ev.toMove) == 0 && ev.inFlight == 0:
 		return enterMaintenance(st, j, h)
 	}
-	return Step{Wait: watchRows(ws, stepWait), WaitMax: stepWait}, nil
+	return Step{Wait: st.Changed(ws, stepWait), WaitMax: stepWait}, nil
 }
 
 // surveyHost sorts the VMs on the host (or on their way to it).

@@ -214,7 +214,7 @@ func waitStarted(st *fsm.Store, ws memdb.WatchSet, j *fsm.AsyncJob, v *fsm.VM) (
 	if v.ObservedHostID == v.HostID && v.ObservedError != "" {
 		return startFailedOnHost(st, j, v)
 	}
-	return Step{Wait: watchRows(ws, stepWait), WaitMax: stepWait}, nil
+	return Step{Wait: st.Changed(ws, stepWait), WaitMax: stepWait}, nil
 }
 
 // startFailedOnHost gives the host's capacity back and places the VM again
@@ -309,7 +309,7 @@ func waitStopped(st *fsm.Store, ws memdb.WatchSet, j *fsm.AsyncJob, v *fsm.VM, d
 		s.Ops = []fsm.TxnOp{fsm.Update(fsm.TableVMs, nv)}
 		return s, nil
 	}
-	return Step{Wait: watchRows(ws, stepWait), WaitMax: stepWait}, nil
+	return Step{Wait: st.Changed(ws, stepWait), WaitMax: stepWait}, nil
 }
 
 // rebootStep asks for one more reboot and waits for the agent to report it
@@ -328,7 +328,7 @@ func rebootStep(_ context.Context, st *fsm.Store, j *fsm.AsyncJob) (Step, error)
 		if v.State != fsm.VMRunning {
 			return Fail(codeResourceFail, "virtual machine %s went %s before it rebooted", v.Name, v.State), nil
 		}
-		return Step{Wait: watchRows(ws, stepWait), WaitMax: stepWait}, nil
+		return Step{Wait: st.Changed(ws, stepWait), WaitMax: stepWait}, nil
 	}
 	if v.State != fsm.VMRunning {
 		return Fail(codeParam, "virtual machine %s is %s; only a Running VM can be rebooted", v.Name, v.State), nil
@@ -444,7 +444,7 @@ func migrateStep(ctx context.Context, st *fsm.Store, j *fsm.AsyncJob) (Step, err
 			}
 			return s, err
 		}
-		return Step{Wait: watchRows(ws, stepWait), WaitMax: stepWait}, nil
+		return Step{Wait: st.Changed(ws, stepWait), WaitMax: stepWait}, nil
 	case "starting":
 		s, err := startStep(ctx, st, j)
 		if err == nil && s.Done && s.Err == nil {
@@ -527,5 +527,5 @@ func waitMigratedOut(st *fsm.Store, ws memdb.WatchSet, j *fsm.AsyncJob, v *fsm.V
 		}
 		return s, nil
 	}
-	return Step{Wait: watchRows(ws, stepWait), WaitMax: stepWait}, nil
+	return Step{Wait: st.Changed(ws, stepWait), WaitMax: stepWait}, nil
 }

@@ -112,6 +112,7 @@ func (t *TemplateSync) loop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 		case <-changed:
+		case <-st.Abandoned(): // a restore swapped the store
 		case <-time.After(30 * time.Second):
 		}
 	}
