@@ -176,41 +176,6 @@ func catalogContainsFold(list []string, s string) bool {
 	return false
 }
 
-// catalogTags splits a comma-separated tags parameter into distinct,
-// trimmed tags in order; nil when empty.
-func catalogTags(p Params, param string) []string {
-	var out []string
-	for _, t := range p.List(param) {
-		if !catalogContainsFold(out, t) {
-			out = append(out, t)
-		}
-	}
-	return out
-}
-
-// catalogDetails reads a details map parameter: details[0].key=k with
-// details[0].value=v, or details[0].k=v, several per index allowed. It is
-// nil when the parameter was not sent.
-func catalogDetails(p Params, param string) map[string]string {
-	groups := p.Map(param)
-	if len(groups) == 0 {
-		return nil
-	}
-	out := map[string]string{}
-	for _, g := range groups {
-		k, hasKey := g["key"]
-		v, hasValue := g["value"]
-		if hasKey && hasValue && len(g) == 2 {
-			out[k] = v
-			continue
-		}
-		for k, v := range g {
-			out[k] = v
-		}
-	}
-	return out
-}
-
 // catalogName reads a name-like parameter that must not be blank when
 // sent; required ones are already known to be present.
 func catalogName(p Params, param string) (string, *Error) {

@@ -228,7 +228,7 @@ func createDiskOffering(r *Request) (any, *Error) {
 	if e := diskOfferingIOPS(p, o); e != nil {
 		return nil, e
 	}
-	o.Tags = catalogTags(p, "tags")
+	o.Tags = listParam(p, "tags")
 	if o.StorageType, e = catalogChoice(p, "storagetype", fsm.StorageTypeShared, offeringStorageTypes...); e != nil {
 		return nil, e
 	}
@@ -247,7 +247,7 @@ func createDiskOffering(r *Request) (any, *Error) {
 	if o.DiskSizeStrictness, e = p.Bool("disksizestrictness", false); e != nil {
 		return nil, e
 	}
-	o.Details = catalogDetails(p, "details")
+	o.Details = detailsParam(p, "details")
 	if o.DomainIDs, o.ZoneIDs, e = catalogScopeNew(r); e != nil {
 		return nil, e
 	}
@@ -271,7 +271,7 @@ func updateDiskOffering(r *Request) (any, *Error) {
 		return nil, e
 	}
 	if p.Has("tags") {
-		o.Tags = catalogTags(p, "tags")
+		o.Tags = listParam(p, "tags")
 	}
 	if o.DisplayOffering, e = p.Bool("displayoffering", o.DisplayOffering); e != nil {
 		return nil, e

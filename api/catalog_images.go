@@ -217,7 +217,7 @@ func registerTemplate(r *Request) (any, *Error) {
 		return nil, ErrParam("invalid value %d for parameter bits: use 32 or 64", t.Bits)
 	}
 	t.TemplateTag = strings.TrimSpace(p.String("templatetag"))
-	t.Details = catalogDetails(p, "details")
+	t.Details = detailsParam(p, "details")
 	zones, cross, e := imageZones(r)
 	if e != nil {
 		return nil, e
@@ -318,7 +318,7 @@ func updateImage(r *Request, kind, item, evType string) (any, *Error) {
 	}
 	if cleanup {
 		t.Details = nil
-	} else if d := catalogDetails(p, "details"); d != nil {
+	} else if d := detailsParam(p, "details"); d != nil {
 		t.Details = d
 	}
 	if e := r.commit(fsm.Update(fsm.TableTemplates, t),

@@ -310,7 +310,7 @@ func createServiceOffering(r *Request) (any, *Error) {
 			return nil, e
 		}
 	}
-	o.HostTags, o.StorageTags = catalogTags(p, "hosttags"), catalogTags(p, "tags")
+	o.HostTags, o.StorageTags = listParam(p, "hosttags"), listParam(p, "tags")
 	if o.StorageType, e = catalogChoice(p, "storagetype", fsm.StorageTypeShared, offeringStorageTypes...); e != nil {
 		return nil, e
 	}
@@ -341,7 +341,7 @@ func createServiceOffering(r *Request) (any, *Error) {
 		}
 		o.DiskOfferingID = d.ID
 	}
-	o.Details = catalogDetails(p, "serviceofferingdetails")
+	o.Details = detailsParam(p, "serviceofferingdetails")
 	if o.DomainIDs, o.ZoneIDs, e = catalogScopeNew(r); e != nil {
 		return nil, e
 	}
@@ -365,10 +365,10 @@ func updateServiceOffering(r *Request) (any, *Error) {
 		return nil, e
 	}
 	if p.Has("hosttags") {
-		o.HostTags = catalogTags(p, "hosttags")
+		o.HostTags = listParam(p, "hosttags")
 	}
 	if p.Has("storagetags") {
-		o.StorageTags = catalogTags(p, "storagetags")
+		o.StorageTags = listParam(p, "storagetags")
 	}
 	if e := catalogScopeUpdate(r, &o.DomainIDs, &o.ZoneIDs); e != nil {
 		return nil, e

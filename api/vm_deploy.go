@@ -261,7 +261,7 @@ func deployVM(r *Request) (any, *Error) {
 		ID: id, Name: name, DisplayName: display, InstanceName: "i-" + id, AccountID: acctID, DomainID: domID, UserID: r.Caller.ID,
 		ZoneID: zone.ID, ServiceOfferingID: off.ID, TemplateID: tmpl.ID, OSTypeID: tmpl.OSTypeID, CPUNumber: cpus, CPUSpeed: speed,
 		MemoryMiB: mem, State: fsm.VMStopped, Power: fsm.PowerOff, HAEnabled: off.OfferHA, UserData: userData, KeyPairs: keyPairs,
-		Group: strings.TrimSpace(p.String("group")), Details: catalogDetails(p, "details"), AffinityGroupIDs: groups, Created: now,
+		Group: strings.TrimSpace(p.String("group")), Details: detailsParam(p, "details"), AffinityGroupIDs: groups, Created: now,
 		IPAddress: ip, NICs: []fsm.NIC{{ID: newID(), MAC: macOf(id), IPAddress: ip, IsDefault: true}},
 	}
 	if startVM {

@@ -160,7 +160,7 @@ func updateVM(r *Request) (any, *Error) {
 	if cleanup {
 		nv.Details = nil
 	}
-	for k, val := range catalogDetails(p, "details") {
+	for k, val := range detailsParam(p, "details") {
 		if nv.Details == nil {
 			nv.Details = map[string]string{}
 		}
