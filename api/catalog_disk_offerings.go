@@ -157,9 +157,9 @@ func toDiskOfferingResponse(r *Request, o *fsm.DiskOffering) diskOfferingRespons
 }
 
 func diskOfferingBody(r *Request, id string) (any, *Error) {
-	o, err := fsm.Get[fsm.DiskOffering](r.State(), nil, fsm.TableDiskOfferings, id)
-	if err != nil || o == nil {
-		return nil, ErrInternal("disk offering " + id + " was committed but cannot be read back")
+	o, e := readBack[fsm.DiskOffering](r, fsm.TableDiskOfferings, id)
+	if e != nil {
+		return nil, e
 	}
 	return map[string]any{"diskoffering": toDiskOfferingResponse(r, o)}, nil
 }

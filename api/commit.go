@@ -56,3 +56,17 @@ func lookup[T any](r *Request, table, param string, visible func(*T) bool) (*T, 
 
 // newID returns a fresh UUID for an object the request creates.
 func newID() string { return uuid.NewString() }
+
+// readBack reads a row the request has just committed (r.State() includes
+// the commit); a missing row is an internal error naming it.
+func readBack[T any](r *Request, table, id string) (*T, *Error) {
+	row, err := fsm.Get[T](r.State(), nil, table, id)
+	if err != nil || row == nil {
+		noun := table
+		if d, ok := fsm.Table(table); ok {
+			noun = d.Noun
+		}
+		return nil, ErrInternal(noun + " " + id + " was committed but cannot be read back")
+	}
+	return row, nil
+}

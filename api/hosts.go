@@ -372,9 +372,9 @@ func hostForURL(addr string) string {
 
 // hostResponseOf reads back a committed host.
 func hostResponseOf(r *Request, id string) (hostResponse, *Error) {
-	h, err := fsm.Get[fsm.Host](r.State(), nil, fsm.TableHosts, id)
-	if err != nil || h == nil {
-		return hostResponse{}, ErrInternal("host " + id + " was committed but cannot be read back")
+	h, e := readBack[fsm.Host](r, fsm.TableHosts, id)
+	if e != nil {
+		return hostResponse{}, e
 	}
 	return toHostResponse(newInfraNames(r.State()), h), nil
 }

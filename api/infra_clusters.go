@@ -185,9 +185,9 @@ func addCluster(r *Request) (any, *Error) {
 
 // clusterResponseOf reads back a committed cluster.
 func clusterResponseOf(r *Request, id string) (clusterResponse, *Error) {
-	c, err := fsm.Get[fsm.Cluster](r.State(), nil, fsm.TableClusters, id)
-	if err != nil || c == nil {
-		return clusterResponse{}, ErrInternal("cluster " + id + " was committed but cannot be read back")
+	c, e := readBack[fsm.Cluster](r, fsm.TableClusters, id)
+	if e != nil {
+		return clusterResponse{}, e
 	}
 	return toClusterResponse(newInfraNames(r.State()), c), nil
 }

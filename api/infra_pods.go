@@ -304,9 +304,9 @@ func createPod(r *Request) (any, *Error) {
 
 // podBody answers with the stored pod, as committed.
 func podBody(r *Request, id string) (any, *Error) {
-	pod, err := fsm.Get[fsm.Pod](r.State(), nil, fsm.TablePods, id)
-	if err != nil || pod == nil {
-		return nil, ErrInternal("pod " + id + " was committed but cannot be read back")
+	pod, e := readBack[fsm.Pod](r, fsm.TablePods, id)
+	if e != nil {
+		return nil, e
 	}
 	return map[string]any{"pod": toPodResponse(newInfraNames(r.State()), pod)}, nil
 }

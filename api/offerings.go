@@ -212,9 +212,9 @@ func toServiceOfferingResponse(r *Request, o *fsm.ServiceOffering) serviceOfferi
 }
 
 func serviceOfferingBody(r *Request, id string) (any, *Error) {
-	o, err := fsm.Get[fsm.ServiceOffering](r.State(), nil, fsm.TableServiceOfferings, id)
-	if err != nil || o == nil {
-		return nil, ErrInternal("service offering " + id + " was committed but cannot be read back")
+	o, e := readBack[fsm.ServiceOffering](r, fsm.TableServiceOfferings, id)
+	if e != nil {
+		return nil, e
 	}
 	return map[string]any{"serviceoffering": toServiceOfferingResponse(r, o)}, nil
 }

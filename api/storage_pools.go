@@ -398,9 +398,9 @@ func nonNegative(p Params, param string) (int64, *Error) {
 
 // storagePoolBody answers with the stored pool, as committed.
 func storagePoolBody(r *Request, id string) (any, *Error) {
-	sp, err := fsm.Get[fsm.StoragePool](r.State(), nil, fsm.TableStoragePools, id)
-	if err != nil || sp == nil {
-		return nil, ErrInternal("storage pool " + id + " was committed but cannot be read back")
+	sp, e := readBack[fsm.StoragePool](r, fsm.TableStoragePools, id)
+	if e != nil {
+		return nil, e
 	}
 	return map[string]any{"storagepool": toStoragePoolResponse(newInfraNames(r.State()), sp)}, nil
 }

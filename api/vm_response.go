@@ -179,9 +179,9 @@ func (vr *vmRenderer) render(v *fsm.VM, withUserData bool) vmResponse {
 
 // vmBody is the {"virtualmachine": {...}} answer of a VM command.
 func vmBody(r *Request, id string) (any, *Error) {
-	v, err := fsm.Get[fsm.VM](r.State(), nil, fsm.TableVMs, id)
-	if err != nil || v == nil {
-		return nil, ErrInternal("virtual machine " + id + " cannot be read back")
+	v, e := readBack[fsm.VM](r, fsm.TableVMs, id)
+	if e != nil {
+		return nil, e
 	}
 	return map[string]any{"virtualmachine": newVMRenderer(r).render(v, false)}, nil
 }
