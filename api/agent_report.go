@@ -20,7 +20,7 @@ func (s *Server) agentReport(c *agentCall) (any, *agentError) {
 		return nil, e
 	}
 	now := s.now().UTC()
-	idx, err := s.agentCommit(c.req.Context(), func(st *fsm.Store) ([]fsm.TxnOp, error) {
+	build := func(st *fsm.Store) ([]fsm.TxnOp, error) {
 		var ops []fsm.TxnOp
 		for _, r := range rep.VMs {
 			more, err := vmReportOps(st, c.host.ID, r, now)
@@ -42,7 +42,18 @@ func (s *Server) agentReport(c *agentCall) (any, *agentError) {
 			ops = append(ops, fsm.Update(fsm.TableVolumes, nv))
 		}
 		return ops, nil
-	})
+	}
+	idx, err := s.agentCommit(c.req.Context(), build)
+	if err == nil && idx == 0 && len(rep.VMs)+len(rep.Volumes) > 0 {
+		// Nothing to record by this server's state, which may lag behind
+		// the state the agent acted on (a desired answer from another
+		// server: a VM just placed on this host looks placed elsewhere
+		// here). The agent never sends the report again, so decide once
+		// more on a consistent read before dropping it.
+		if err = s.c.ConsistentRead(c.req.Context()); err == nil {
+			idx, err = s.agentCommit(c.req.Context(), build)
+		}
+	}
 	if err != nil {
 		return nil, agentErr(http.StatusServiceUnavailable, "could not record the report: %v", err)
 	}
