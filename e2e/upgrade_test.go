@@ -3,7 +3,10 @@ package e2e
 // The rolling upgrade: three servers of the "previous build" behind
 // HAProxy are replaced one by one with the new build while the Go SDK
 // keeps writing zones, listing them and running createTags jobs through
-// HAProxy.
+// HAProxy, and host agents of the previous build keep three hosts Up under
+// VMs that are deployed, stopped and started through HAProxy
+// (upgrade_vms_test.go). Agents are not upgraded here: they are upgraded
+// separately, host by host, like servers.
 //
 // Which builds: the test builds this source twice into t.TempDir(): the
 // previous build as version 1.0.0, and the new build as 1.1.0 with the
@@ -357,6 +360,9 @@ func TestRollingUpgrade(t *testing.T) {
 		acked:  map[string]string{}, jobs: map[string]string{}, jobsDone: map[string]bool{},
 		retries: retryStats{byKind: map[string]int{}},
 	}
+	// Agents of the previous build serve the VM zone throughout; they are
+	// not upgraded in this test (upgrade_vms_test.go).
+	vms := startUpgradeVMs(t, c, lb, oldBin, l)
 	baseline := listZoneNames(t, newSDK(c.servers[0].apiURL(), c.keys), c.servers[0].id)
 
 	ctx, cancel := context.WithTimeout(context.Background(), upgradeLimit)
@@ -391,7 +397,11 @@ func TestRollingUpgrade(t *testing.T) {
 
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	for _, f := range []func(context.Context){l.writer, l.reader, l.jobber} {
+	load := []func(context.Context){l.writer, l.reader, l.jobber, vms.watchHosts, vms.sampler.run}
+	for range upgVMWorkers {
+		load = append(load, vms.worker)
+	}
+	for _, f := range load {
 		wg.Add(1)
 		go func() { defer wg.Done(); f(loadCtx) }()
 	}
@@ -407,6 +417,7 @@ func TestRollingUpgrade(t *testing.T) {
 		}
 	}
 	waitAcked(upgradeProgress)
+	vms.waitJobs(t, ctx, upgVMProgress)
 
 	byID := map[string]*server{}
 	for _, s := range c.servers {
@@ -470,6 +481,7 @@ func TestRollingUpgrade(t *testing.T) {
 			checkGateHolds(t, newBin, s, c, replaced)
 		}
 		waitAcked(l.ackCount.Load() + upgradeProgress)
+		vms.waitJobs(t, ctx, vms.jobsFinished()+upgVMProgress)
 	}
 	c.bin = newBin
 	if err := versionsAre(running); err != nil {
@@ -554,6 +566,7 @@ func TestRollingUpgrade(t *testing.T) {
 			}
 		}
 	}
+	vms.finish(t, ctx, c.probe)
 	t.Logf("e2e: upgrade of %d servers took %s; %d zones acknowledged, %d full reads, %d jobs done; %s",
 		len(c.servers), upgradeTook.Round(time.Millisecond), len(l.acked), l.reads, len(l.jobsDone), &l.retries)
 	for i, err := range l.failures {
