@@ -88,6 +88,17 @@ func (s *Server) handleOperator(w http.ResponseWriter, r *http.Request) {
 		fail(e)
 		return
 	}
+	// The signature must name this endpoint and expire: a signed request
+	// for another endpoint or an API command (a legacy one never expires)
+	// must not be replayable here.
+	if values.Get("operator") != name || values.Get("command") != "" {
+		fail(ErrUnauthorized("operator requests must sign operator=" + name + " and no command"))
+		return
+	}
+	if values.Get("signatureversion") != "3" || values.Get("expires") == "" {
+		fail(ErrUnauthorized("operator requests must be signed with signatureversion=3 and an expires time"))
+		return
+	}
 	user, acct, e := s.authenticate(r, values)
 	if e != nil {
 		fail(e)

@@ -36,6 +36,7 @@ func TestOperatorStreamEndpoints(t *testing.T) {
 			v[k] = vals
 		}
 		v.Set("apiKey", key)
+		v.Set("operator", "upload")
 		v.Set("signatureversion", "3")
 		v.Set("expires", fixedNow.Add(10*time.Minute).Format(time.RFC3339))
 		v.Set("signature", Sign(v, secret))

@@ -16,6 +16,9 @@ func operatorCall(t *testing.T, s *Server, name, key, secret string, params map[
 		v.Set(k, val)
 	}
 	v.Set("apiKey", key)
+	if v.Get("operator") == "" {
+		v.Set("operator", name)
+	}
 	v.Set("signatureversion", "3")
 	v.Set("expires", fixedNow.Add(10*time.Minute).Format(time.RFC3339))
 	v.Set("signature", Sign(v, secret))
@@ -46,6 +49,10 @@ func TestOperatorEndpointsAnswerOnlyRootAdmins(t *testing.T) {
 		{"bad signature", "echo", adminKey, adminSecret + "x", nil, 401},
 		{"unknown endpoint", "nope", adminKey, adminSecret, nil, 404},
 		{"handler error", "echo", adminKey, adminSecret, map[string]string{"fail": "1"}, 431},
+		// A signature must name the endpoint it is used on, so a signed
+		// request cannot be replayed against another endpoint.
+		{"signed for another endpoint", "echo", adminKey, adminSecret, map[string]string{"operator": "snapshot-save"}, 401},
+		{"an API command's signature", "echo", adminKey, adminSecret, map[string]string{"command": "listZones"}, 401},
 	}
 	for _, who := range []ident{f.carol, f.dadmin} { // a user and a domain admin
 		cases = append(cases, struct {

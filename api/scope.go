@@ -68,6 +68,27 @@ type ownerFilter func(accountID, domainID string) bool
 //   - listall=true: everything the caller manages (admins), else its own;
 //   - nothing: the caller's own account.
 func (r *Request) listScope() (ownerFilter, *Error) {
+	f, e := r.listScopeFilter()
+	if e != nil || !r.isDomainAdmin() {
+		return f, e
+	}
+	// A domain admin's subtree may hold a root admin's account, which
+	// canAccess keeps out of reach: lists must not show it either.
+	allowed := map[string]bool{}
+	return func(a, d string) bool {
+		if !f(a, d) {
+			return false
+		}
+		ok, seen := allowed[a]
+		if !seen {
+			ok = r.canAccess(a, d)
+			allowed[a] = ok
+		}
+		return ok
+	}, nil
+}
+
+func (r *Request) listScopeFilter() (ownerFilter, *Error) {
 	p := r.Params
 	listAll, e := p.Bool("listall", false)
 	if e != nil {

@@ -244,14 +244,14 @@ func deployVM(r *Request) (any, *Error) {
 		rootSize = max(rootSize, off.RootDiskSize*catalogGiB)
 	}
 	if given(p, "rootdisksize") {
-		gb, e := p.Int64("rootdisksize", 0)
+		size, e := volumeSizeGiB(p, "rootdisksize")
 		if e != nil {
 			return nil, e
 		}
-		if gb <= 0 || gb*catalogGiB < tmplSize {
-			return nil, ErrParam("invalid value %d for parameter rootdisksize: give at least the template's %d GiB", gb, (tmplSize+catalogGiB-1)/catalogGiB)
+		if size < tmplSize {
+			return nil, ErrParam("invalid value %d for parameter rootdisksize: give at least the template's %d GiB", size/catalogGiB, (tmplSize+catalogGiB-1)/catalogGiB)
 		}
-		rootSize = gb * catalogGiB
+		rootSize = size
 	}
 	if rootSize <= 0 {
 		rootSize = 8 * catalogGiB // a template of unknown size gets CloudStack's usual root disk
@@ -302,19 +302,9 @@ func deployDataDisk(r *Request, vm *fsm.VM, now time.Time) (*fsm.Volume, *Error)
 	if e != nil {
 		return nil, e
 	}
-	size := d.DiskSize
-	if d.Customized || given(r.Params, "size") {
-		gb, e := r.Params.Int64("size", 0)
-		if e != nil {
-			return nil, e
-		}
-		if gb <= 0 {
-			return nil, ErrParam("disk offering %s is customized: give size in GiB", d.Name)
-		}
-		if !d.Customized && gb*catalogGiB != d.DiskSize {
-			return nil, ErrParam("disk offering %s has a fixed size of %d GiB; leave size out", d.Name, d.DiskSize/catalogGiB)
-		}
-		size = gb * catalogGiB
+	size, e := volumeOfferingSize(r.Params, d)
+	if e != nil {
+		return nil, e
 	}
 	return &fsm.Volume{
 		ID: newID(), Name: "DATA-" + vm.ID[:8], AccountID: vm.AccountID, DomainID: vm.DomainID, ZoneID: vm.ZoneID, Type: fsm.VolumeDataDisk,

@@ -271,6 +271,9 @@ func destroyVM(r *Request) (any, *Error) {
 	if expunge && !r.mayExpunge() {
 		return nil, ErrPermissionDenied("only admins may expunge at once; set allow.user.expunge.recover.vm to let users")
 	}
+	if expunge && !r.srv.permitted(r.Account, r.srv.cmds["expungeVirtualMachine"]) {
+		return nil, ErrPermissionDenied("the caller's role does not allow expungeVirtualMachine, so destroy cannot expunge at once")
+	}
 	switch v.State {
 	case fsm.VMDestroyed:
 		if !expunge {
@@ -312,6 +315,9 @@ func recoverVM(r *Request) (any, *Error) {
 	v, e := lookupVM(r, "id")
 	if e != nil {
 		return nil, e
+	}
+	if !r.mayExpunge() {
+		return nil, ErrPermissionDenied("only admins may recover a destroyed VM; set allow.user.expunge.recover.vm to let users")
 	}
 	if v.State != fsm.VMDestroyed {
 		return nil, vmStateError(v, "recovered", fsm.VMDestroyed)

@@ -215,7 +215,7 @@ func TestSnapshotSaveRestoreIntoFreshCluster(t *testing.T) {
 			t.Fatalf("%v of a corrupted file: %v\n%s", args, err, out)
 		}
 	}
-	resp, err := http.Post(dstFollower.baseURL()+"/v1/operator/snapshot-restore?"+signedQuery("snapshot-restore", nil, dst.keys, signV3),
+	resp, err := http.Post(dstFollower.baseURL()+"/v1/operator/snapshot-restore?"+operatorQuery("snapshot-restore", dst.keys),
 		"application/octet-stream", bytes.NewReader(bad))
 	if err != nil {
 		t.Fatal(err)
@@ -359,4 +359,13 @@ func TestRecoverLostQuorumWithPeersJSON(t *testing.T) {
 	}
 	waitSameLists(t, c, c.keys, want)
 	c.checkNoCrash()
+}
+
+// operatorQuery signs an operator request as stratus operator does: the
+// signature names the endpoint and expires.
+func operatorQuery(name string, k adminKeys) string {
+	v := url.Values{"apiKey": {k.APIKey}, "operator": {name}, "signatureversion": {"3"},
+		"expires": {time.Now().UTC().Add(10 * time.Minute).Format(time.RFC3339)}}
+	enc := encodeValues(v)
+	return enc + "&signature=" + url.QueryEscape(sign(enc, k.SecretKey))
 }

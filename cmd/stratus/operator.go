@@ -53,6 +53,7 @@ func (c *opClient) call(method, name string, params url.Values, out any) error {
 		v[k] = append([]string(nil), vals...)
 	}
 	v.Set("apiKey", c.key)
+	v.Set("operator", name) // binds the signature to this endpoint
 	v.Set("signatureversion", "3")
 	v.Set("expires", time.Now().UTC().Add(10*time.Minute).Format(time.RFC3339))
 	v.Set("signature", api.Sign(v, c.secret))

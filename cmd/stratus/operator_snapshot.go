@@ -30,9 +30,13 @@ func init() {
 
 // streamRequest builds a signed request whose parameters all travel in the
 // query, so body can be raw bytes (the streaming operator endpoints).
-func (c *opClient) streamRequest(method, name string, body io.Reader) (*http.Request, error) {
+func (c *opClient) streamRequest(method, name string, body io.Reader, extra url.Values) (*http.Request, error) {
 	v := url.Values{}
+	for k, vals := range extra {
+		v[k] = vals
+	}
 	v.Set("apiKey", c.key)
+	v.Set("operator", name) // binds the signature to this endpoint
 	v.Set("signatureversion", "3")
 	v.Set("expires", time.Now().UTC().Add(10*time.Minute).Format(time.RFC3339))
 	v.Set("signature", api.Sign(v, c.secret))
@@ -134,7 +138,7 @@ func runSnapshotSave(c *opClient, args []string) error {
 		return errors.New("usage: stratus operator snapshot save FILE")
 	}
 	file := fs.Arg(0)
-	req, err := c.streamRequest(http.MethodGet, "snapshot-save", nil)
+	req, err := c.streamRequest(http.MethodGet, "snapshot-save", nil, nil)
 	if err != nil {
 		return err
 	}
@@ -262,7 +266,9 @@ func runSnapshotRestore(c *opClient, args []string) error {
 	}
 	p := &progress{verb: "restoring: uploaded", total: in.Size,
 		then: "uploaded; the leader verifies the file and restores it into every server..."}
-	req, err := c.streamRequest(http.MethodPost, "snapshot-restore", progressReader{r: f, p: p})
+	// The signed sha256 binds the signature to this file: the leader
+	// refuses any other body under it.
+	req, err := c.streamRequest(http.MethodPost, "snapshot-restore", progressReader{r: f, p: p}, url.Values{"sha256": {in.SHA256}})
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -101,6 +102,11 @@ func serveSnapshotRestore(w http.ResponseWriter, r *api.OperatorRequest, node *c
 	b, err := ops.OpenBackup(f, n)
 	if err != nil {
 		return api.ErrParam("refusing to restore: %v", err)
+	}
+	// The request's signature covers sha256, so a signed request restores
+	// only the file it was made for.
+	if want := r.Params.String("sha256"); !strings.EqualFold(want, b.SHA256) {
+		return api.ErrParam("refusing to restore: the upload's SHA-256 %s is not the signed sha256 %q of this request", b.SHA256, want)
 	}
 	l.Warn("restoring the cluster state from an operator snapshot", "user", r.Caller.Username, "bytes", n,
 		"sha256", b.SHA256, "snapshot_cluster_id", b.Header.ClusterID, "snapshot_created", b.Header.Created)
