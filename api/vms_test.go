@@ -22,7 +22,6 @@ func (f *computeFixture) readyTemplate(t *testing.T, name string) string {
 	return tmpl
 }
 
-
 func TestDeployVirtualMachineRefusesBadInput(t *testing.T) {
 	f := newComputeFixture(t)
 	notReady := f.registerAs(t, f.root, "not-ready", "ispublic", "true")["id"].(string)

@@ -38,7 +38,7 @@ defaults
     retries 3
     timeout connect 2s
     timeout client 30s
-    timeout server 30s
+    timeout server 75s
 
 frontend api
     bind %s
