@@ -416,7 +416,11 @@ func (a *Agent) decide(ctx context.Context) {
 			validNames = append(validNames, ans.peer.HostID)
 		}
 	}
-	fence := valid > 0 || reachable == 0
+	// Hold only when every peer answered and none has a lease: a peer
+	// that did not answer may be heard by the leader (a partition that
+	// cut this host off with only part of its cluster), which may then
+	// restart this host's HA VMs elsewhere. No peers at all: fence.
+	fence := valid > 0 || reachable < len(peers) || len(peers) == 0
 	a.mu.Lock()
 	stale := a.ls.lossGen != gen || !a.ls.lost
 	prev := a.ls.decision
@@ -427,7 +431,7 @@ func (a *Agent) decide(ctx context.Context) {
 	if !fence {
 		a.setDecision(gen, decisionHold)
 		if prev != decisionHold {
-			a.log.Warn("lease lost, but no peer holds a lease either: the management plane is down for every host, keeping every VM running",
+			a.log.Warn("lease lost, but every peer answered and none holds a lease: the management plane is down for every host, keeping every VM running",
 				"host_id", hostID, "peers_asked", len(peers), "peers_reachable", reachable, "peers_valid", 0, "fenced_vms", []string{})
 		}
 		return
@@ -437,8 +441,12 @@ func (a *Agent) decide(ctx context.Context) {
 		return
 	}
 	why := "a peer holds a valid lease: this host is cut off"
-	if valid == 0 {
+	switch {
+	case valid > 0:
+	case reachable == 0:
 		why = "no peer reachable: this host is isolated"
+	default:
+		why = "some peers unreachable: the leader may hear them"
 	}
 	if err != nil {
 		a.setDecision(gen, decisionRetry)

@@ -191,14 +191,15 @@ func TestSelfFenceWhenAPeerHoldsALease(t *testing.T) {
 
 func TestNoFenceWhenNoPeerHoldsALease(t *testing.T) {
 	peer := newPeer(t, "host-b", false)
-	c, srv := haCloud(t, Peer{HostID: "host-b", StatusURL: peer.srv.URL}, Peer{HostID: "host-c", StatusURL: deadPeer(t)})
+	peer2 := newPeer(t, "host-c", false)
+	c, srv := haCloud(t, Peer{HostID: "host-b", StatusURL: peer.srv.URL}, Peer{HostID: "host-c", StatusURL: peer2.srv.URL})
 	drv := newSpy("kvm1")
 	a := withHost(t, c, drv, []string{srv.URL}, nil)
 	c.setVM("host-a", haVM("ha1"))
 	reported(t, c, "ha1", "Running", isPower(hypervisor.PowerRunning))
 
-	// The management plane is down for everyone: one peer answers without
-	// a lease, the other is unreachable. Nothing is fenced.
+	// The management plane is down for everyone: every peer answers
+	// without a lease. Nothing is fenced.
 	c.with(func() { c.failAll = http.StatusServiceUnavailable })
 	waitFor(t, "the hold decision", func() bool { return a.decisionNow() == decisionHold })
 	asked := peer.asked.Load()
@@ -212,6 +213,30 @@ func TestNoFenceWhenNoPeerHoldsALease(t *testing.T) {
 	waitFor(t, "ha1 fenced", func() bool { return drv.power("ha1") == "absent" })
 	if got := a.decisionNow(); got != decisionFence {
 		t.Errorf("decision %q, want %q", got, decisionFence)
+	}
+}
+
+// A partition cut this host off with part of its cluster: the peer it
+// reaches has no lease, but another it cannot reach may be heard by the
+// leader, which may restart ha1 there. It must fence.
+func TestFenceWhenOnlySomePeersReachable(t *testing.T) {
+	peer := newPeer(t, "host-b", false)
+	c, srv := haCloud(t, Peer{HostID: "host-b", StatusURL: peer.srv.URL}, Peer{HostID: "host-c", StatusURL: deadPeer(t)})
+	drv := newSpy("kvm1")
+	a := withHost(t, c, drv, []string{srv.URL}, nil)
+	c.setVM("host-a", haVM("ha1"))
+	c.setVM("host-a", vm("plain1", WantRunning))
+	reported(t, c, "ha1", "Running", isPower(hypervisor.PowerRunning))
+	reported(t, c, "plain1", "Running", isPower(hypervisor.PowerRunning))
+
+	c.with(func() { c.failAll = http.StatusServiceUnavailable })
+	waitFor(t, "a decision", func() bool { d := a.decisionNow(); return d == decisionFence || d == decisionHold })
+	if got := a.decisionNow(); got != decisionFence {
+		t.Fatalf("decision %q with one peer unreachable, want %q", got, decisionFence)
+	}
+	waitFor(t, "ha1 fenced", func() bool { return drv.power("ha1") == "absent" })
+	if p := drv.power("plain1"); p != hypervisor.PowerRunning {
+		t.Errorf("plain1 is %s", p)
 	}
 }
 
