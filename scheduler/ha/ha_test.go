@@ -414,3 +414,35 @@ func TestLeaderChangeDuringRestarts(t *testing.T) {
 		}
 	}
 }
+
+// TestStoppingNonHAVMOfALeaseFencedHostKeepsItsHost: the lease self-fence
+// kills only HA guests, so a non-HA VM whose stop was pending may still
+// run on the cut-off host: it must not be let go of the host (a start
+// elsewhere would run it twice). An operator's confirmation that the host
+// is down does let it go.
+func TestStoppingNonHAVMOfALeaseFencedHostKeepsItsHost(t *testing.T) {
+	e := newEnv(t, upHosts("h-1", "h-2"))
+	e.vm("plain-1", "h-1", false, 1024)
+	v := e.getVM("plain-1").Copy()
+	v.Power, v.State = fsm.PowerOff, fsm.VMStopping // a stop job waits for the agent
+	e.apply(fsm.Update(fsm.TableVMs, v))
+	e.establish()
+	e.beat("h-1", "h-2")
+	e.run(deadline, "h-2")
+	e.untilHost("h-1", fsm.HostStateDown, fsm.HAStateFenced)
+	e.run(4*time.Second, "h-2") // the restarter has looked at the host
+	if got := e.getVM("plain-1"); got.HostID != "h-1" {
+		t.Fatalf("stopping non-HA VM let go of a lease-fenced host: host %q state %s", got.HostID, got.State)
+	}
+	if h := e.host("h-1"); h.MemoryAllocated != 1024<<20 {
+		t.Fatalf("its capacity was given back: %d bytes allocated", h.MemoryAllocated)
+	}
+	// The operator confirms the host is off: now it is let go.
+	h := e.host("h-1").Copy()
+	h.ResourceState = fsm.ResourceStateDegraded
+	e.apply(fsm.Update(fsm.TableHosts, h))
+	e.until("the VM let go after the confirmation", func(*fsm.Store) bool { return e.getVM("plain-1").HostID == "" })
+	if got := e.getVM("plain-1"); got.State != fsm.VMStopped || got.LastHostID != "h-1" {
+		t.Fatalf("after confirmation: %+v", got)
+	}
+}

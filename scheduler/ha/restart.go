@@ -145,8 +145,13 @@ func (r *restarter) pass(ctx context.Context, retry bool) time.Time {
 		for _, v := range vms {
 			switch {
 			case v.State == fsm.VMDestroyed || v.State == fsm.VMExpunging:
-			case v.Power != fsm.PowerOn:
+			case v.Power != fsm.PowerOn && (v.HAEnabled || poweredOff(h)):
+				// Meant to be off and certainly off: its stop can end.
 				r.let(ctx, h.ID, v.ID, false)
+			case v.Power != fsm.PowerOn:
+				// A non-HA VM being stopped on a host fenced by its lease may
+				// still run (the self-fence kills only HA guests): it keeps
+				// its host until the host returns and stops it.
 			case v.HAEnabled:
 				work = append(work, restartWork{vm: v, host: h.ID})
 			case v.State != fsm.VMStopped:
@@ -242,6 +247,9 @@ func (r *restarter) restart(ctx context.Context, hostID, vmID string) {
 			where = "on host " + to + ", where it was migrating"
 		}
 		return []fsm.TxnOp{
+			// Check: if the host came back Up meanwhile (its agent may now
+			// run the VM), the restart is stale and read again.
+			fsm.Check(fsm.TableHosts, h),
 			scheduler.ReserveHost(h, v, -1), fsm.Update(fsm.TableVMs, nv), fsm.Create(fsm.TableJobs, job),
 			fsm.Create(fsm.TableEvents, &fsm.Event{
 				ID: newID(), Type: "VM.HA.RESTART", Level: fsm.EventInfo, State: "Scheduled",
@@ -388,4 +396,18 @@ func fits(st *fsm.Store, v *fsm.VM) bool {
 	}
 	_, err = placement.Place(scheduler.NewView(st), req)
 	return err == nil
+}
+
+// poweredOff says whether a fenced host is known to run nothing at all:
+// fenced by power (ipmi, command) or declared down by an operator. A host
+// fenced by its lease killed only its HA guests.
+func poweredOff(h *fsm.Host) bool {
+	if h.ResourceState == fsm.ResourceStateDegraded {
+		return true
+	}
+	switch Provider(h) {
+	case fsm.HAProviderIPMI, fsm.HAProviderCommand:
+		return true
+	}
+	return false
 }
