@@ -41,10 +41,12 @@ type testCloud struct {
 	// onReport lets a test react as the servers would (mark a crashed
 	// VM stopped); it runs under mu.
 	onReport func(hostID string, r VMReport)
-	leaseTTL Millis            // answered lease TTL; 0 means 1000
-	peers    []Peer            // Desired.Peers of every host
-	calls    []string          // authenticated requests: path, "?" and query
-	regReqs  []RegisterRequest // every registration request
+	leaseTTL Millis              // answered lease TTL; 0 means 1000
+	peers    []Peer              // Desired.Peers of every host
+	calls    []string            // authenticated requests: path, "?" and query
+	regReqs  []RegisterRequest   // every registration request
+	hbState  string              // answered host state; "" means Up
+	onBeat   func(hostID string) // runs under mu before a heartbeat is answered
 }
 
 // cloudHost is one host record.
@@ -275,8 +277,17 @@ func (c *testCloud) handle(server string, w http.ResponseWriter, r *http.Request
 			fail(w, http.StatusBadRequest, "bad heartbeat")
 			return
 		}
-		c.with(func() { h.beats = append(h.beats, hb) })
-		c.answer(w, key, nonce, http.StatusOK, HeartbeatResponse{State: "Up", HeartbeatInterval: 50, LeaseTTL: c.ttl()})
+		state := "Up"
+		c.with(func() {
+			h.beats = append(h.beats, hb)
+			if c.hbState != "" {
+				state = c.hbState
+			}
+			if c.onBeat != nil {
+				c.onBeat(h.id)
+			}
+		})
+		c.answer(w, key, nonce, http.StatusOK, HeartbeatResponse{State: state, HeartbeatInterval: 50, LeaseTTL: c.ttl()})
 	case PathDesired:
 		c.desired(w, r, h, key, nonce)
 	case PathReport:

@@ -408,3 +408,30 @@ type uriDriver struct {
 }
 
 func (d uriDriver) URI() string { return d.uri }
+
+// A heartbeat the servers answer without bringing the host Up (the leader
+// could not commit it) renews no lease and allows no start.
+func TestHeartbeatNotUpRenewsNothing(t *testing.T) {
+	peer := newPeer(t, "host-b", true)
+	c, srv := haCloud(t, Peer{HostID: "host-b", StatusURL: peer.srv.URL})
+	c.with(func() { c.hbState = "Disconnected" })
+	drv := newSpy("kvm1")
+	a := withHost(t, c, drv, []string{srv.URL}, nil)
+	c.setVM("host-a", haVM("ha1"))
+	waitFor(t, "heartbeats answered Disconnected", func() bool { return c.beats("host-a") > 5 })
+	if a.LeaseStatus().Valid {
+		t.Fatal("lease valid though every heartbeat was answered Disconnected")
+	}
+	if p := drv.power("ha1"); p != "absent" {
+		t.Fatalf("ha1 is %s without the host Up", p)
+	}
+	c.with(func() { c.hbState = "" })
+	waitFor(t, "the lease renewed", func() bool { return a.LeaseStatus().Valid })
+	waitFor(t, "ha1 running", func() bool { return drv.power("ha1") == hypervisor.PowerRunning })
+
+	// The host falls out of Up while the agent heartbeats: the lease runs
+	// out and HA guests are fenced.
+	c.with(func() { c.hbState = "Alert" })
+	waitFor(t, "the lease lost", func() bool { return !a.LeaseStatus().Valid })
+	waitFor(t, "ha1 fenced", func() bool { return drv.power("ha1") == "absent" })
+}

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"sort"
@@ -114,21 +115,28 @@ func (a *Agent) heartbeat(ctx context.Context) error {
 		a.mu.Unlock()
 		return errLostInFlight
 	}
-	wasValid, _ := a.leaseValidLocked(sent)
-	wasLost := a.ls.lost
-	a.lastSent = sent
-	a.ls.lost, a.ls.decision = false, decisionNone
-	if d := resp.HeartbeatInterval.Duration(); d > 0 {
-		a.interval = d
-	}
-	if d := resp.LeaseTTL.Duration(); d > 0 {
-		a.leaseTTL = d
-	}
-	ttl := a.leaseTTL
 	if resp.State != a.state {
 		a.log.Info("host state changed", "host_id", hb.HostID, "state", resp.State, "was", a.state)
 		a.state = resp.State
 	}
+	if d := resp.HeartbeatInterval.Duration(); d > 0 {
+		a.interval = d
+	}
+	if resp.State != hostStateUp {
+		// The servers took the heartbeat but did not (or could not) make
+		// the host Up: the leader may still treat it as lost and restart
+		// its VMs elsewhere. It renews nothing; the next one is retried.
+		a.mu.Unlock()
+		return fmt.Errorf("%w (state %q)", errNotUp, resp.State)
+	}
+	wasValid, _ := a.leaseValidLocked(sent)
+	wasLost := a.ls.lost
+	a.lastSent = sent
+	a.ls.lost, a.ls.decision = false, decisionNone
+	if d := resp.LeaseTTL.Duration(); d > 0 {
+		a.leaseTTL = d
+	}
+	ttl := a.leaseTTL
 	a.mu.Unlock()
 	a.saveLease(sent, ttl)
 	if wasLost {
@@ -145,7 +153,11 @@ func (a *Agent) heartbeat(ctx context.Context) error {
 var (
 	errRecoveryDue  = errors.New("a recovery pass must run before the next heartbeat")
 	errLostInFlight = errors.New("the lease was declared lost while the heartbeat was sent; recovering first")
+	errNotUp        = errors.New("heartbeat answered, but the host is not Up: the lease is not renewed")
 )
+
+// hostStateUp is the host state in which a heartbeat renews the lease.
+const hostStateUp = "Up"
 
 // watchDesired long-polls the host's desired state and hands every
 // verified answer to the reconciler, until ctx ends. After a failure it
