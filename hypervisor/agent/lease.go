@@ -160,7 +160,16 @@ func (a *Agent) loadLease() error {
 	var lr leaseRecord
 	switch err := readJSON(filepath.Join(a.cfg.DataDir, leaseFile), &lr); {
 	case err == nil:
-		a.lastSent, a.leaseTTL = lr.Sent, lr.TTL.Duration()
+		// The kept lease is compared by the wall clock, which may have
+		// stepped back across the restart: a lease sent "in the future",
+		// or one with more than its TTL left, is not trusted.
+		now, ttl := a.now(), lr.TTL.Duration()
+		a.leaseTTL = ttl
+		if left := lr.Sent.Add(ttl).Sub(now); lr.Sent.After(now) || left > ttl {
+			a.log.Warn("kept lease not trusted: sent in the future by this clock", "sent", lr.Sent, "now", now, "ttl", ttl)
+		} else {
+			a.lastSent = lr.Sent
+		}
 	case !errors.Is(err, os.ErrNotExist):
 		return err
 	}

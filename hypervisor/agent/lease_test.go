@@ -10,6 +10,9 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/stratus-cloud/stratus/hypervisor"
 )
@@ -434,4 +437,36 @@ func TestHeartbeatNotUpRenewsNothing(t *testing.T) {
 	c.with(func() { c.hbState = "Alert" })
 	waitFor(t, "the lease lost", func() bool { return !a.LeaseStatus().Valid })
 	waitFor(t, "ha1 fenced", func() bool { return drv.power("ha1") == "absent" })
+}
+
+// lease.json is read by the wall clock after a restart: a lease sent in
+// the future by this clock (it stepped back) is not trusted.
+func TestKeptLeaseFromTheFutureNotTrusted(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		sent  time.Duration // from now
+		valid bool
+	}{
+		{"sent in the future", 10 * time.Second, false},
+		{"sent just now", -100 * time.Millisecond, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := writeJSON(filepath.Join(dir, leaseFile), leaseRecord{Sent: time.Now().Add(tc.sent).UTC(), TTL: 60000}); err != nil {
+				t.Fatal(err)
+			}
+			a, err := New(Config{
+				Servers: []string{"http://127.0.0.1:1"}, DataDir: dir, Address: "10.0.0.5", Name: "kvm1", Zone: "z1", Cluster: "c1",
+				Driver: newSpy("kvm1"), Version: "test", Token: "tok-a",
+				Logger: hclog.New(&hclog.LoggerOptions{Level: hclog.Debug, Output: logWriter{t}}),
+			})
+			if err != nil {
+				t.Fatalf("new agent: %v", err)
+			}
+			st := a.LeaseStatus()
+			if st.Valid != tc.valid || st.ExpiresIn > 60000 {
+				t.Errorf("kept lease answered %+v, want valid %v", st, tc.valid)
+			}
+		})
+	}
 }
