@@ -183,14 +183,6 @@ func decodeAgent(body []byte, v any) *agentError {
 // agentTimings returns the heartbeat interval and lease TTL agents are
 // told, from the cloud's settings.
 func (s *Server) agentTimings() (agent.Millis, agent.Millis) {
-	st := s.c.State()
-	interval := time.Duration(st.SettingInt(fsm.SettingHeartbeatInterval)) * time.Second
-	ttl := time.Duration(st.SettingInt(fsm.SettingLeaseTTL)) * time.Second
-	if interval <= 0 {
-		interval = 2 * time.Second
-	}
-	if ttl <= interval {
-		ttl = 5 * interval
-	}
+	interval, ttl, _ := s.c.State().LeaseTimings()
 	return agent.MillisOf(interval), agent.MillisOf(ttl)
 }

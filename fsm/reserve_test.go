@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestReserveHostAndPool(t *testing.T) {
@@ -60,5 +61,25 @@ func TestReserveHostAndPool(t *testing.T) {
 	}
 	if err := apply(t, f, 42, TxnRequestType, TxnRequest{Ops: []TxnOp{{Verb: VerbReserve, Table: TablePods, ID: "p-1"}}}); err == nil {
 		t.Fatal("reserve on a pod succeeded")
+	}
+}
+
+func TestLeaseTimingsStayConsistent(t *testing.T) {
+	f := seeded(t)
+	set := func(i uint64, name, value string) {
+		if err := apply(t, f, i, ConfigSetRequestType, ConfigSetRequest{Setting: Setting{Name: name, Value: value}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if iv, ttl, m := f.State().LeaseTimings(); iv != 2*time.Second || ttl != 10*time.Second || m != 4*time.Second {
+		t.Fatalf("defaults = %s %s %s", iv, ttl, m)
+	}
+	// A lease no longer than the interval, and no margin: corrected, so the
+	// agent's lease and the leader's deadline are counted the same way.
+	set(10, SettingHeartbeatInterval, "2")
+	set(11, SettingLeaseTTL, "2")
+	set(12, SettingLeaseMargin, "0")
+	if iv, ttl, m := f.State().LeaseTimings(); iv != 2*time.Second || ttl != 10*time.Second || m != time.Second {
+		t.Fatalf("corrected = %s %s %s, want 2s 10s 1s", iv, ttl, m)
 	}
 }

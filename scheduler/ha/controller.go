@@ -155,7 +155,8 @@ func seconds(st *fsm.Store, name string) time.Duration {
 // own lease deadline (ttl + margin), or a new leader could declare a host
 // lost while the lease the old leader granted still runs.
 func graceOf(st *fsm.Store) time.Duration {
-	return max(seconds(st, fsm.SettingFailoverGrace), seconds(st, fsm.SettingLeaseTTL)+seconds(st, fsm.SettingLeaseMargin))
+	_, ttl, margin := st.LeaseTimings()
+	return max(seconds(st, fsm.SettingFailoverGrace), ttl+margin)
 }
 
 // Establish arms every live host's timer with the failover grace (plus up
@@ -260,7 +261,8 @@ func (c *Controller) Heartbeat(hostID string, sent, received time.Time) bool {
 		return false
 	}
 	st := c.cl.State()
-	c.armLocked(hostID, received.Add(seconds(st, fsm.SettingLeaseTTL)+seconds(st, fsm.SettingLeaseMargin)))
+	_, ttl, margin := st.LeaseTimings()
+	c.armLocked(hostID, received.Add(ttl+margin))
 	t.epoch++
 	t.heard = received
 	if stop := c.fencing[hostID]; stop != nil {
@@ -464,7 +466,8 @@ func (c *Controller) leasePeerHeard(st *fsm.Store, h *fsm.Host) (peer string, ok
 	if t := c.timers[h.ID]; t != nil {
 		heard = t.heard
 	}
-	need := heard.Add(seconds(st, fsm.SettingLeaseTTL) + peerDecisionWindow)
+	_, ttl, _ := st.LeaseTimings()
+	need := heard.Add(ttl + peerDecisionWindow)
 	peers := 0
 	for _, p := range hosts {
 		if p.ID == h.ID || p.StatusURL == "" {
