@@ -26,6 +26,14 @@ type spy struct {
 	startErr       error // Start fails with it when set
 	stopErr        error // Stop fails with it when set
 	stopCalls      int
+	migrateCalls   int
+}
+
+func (s *spy) Migrate(ctx context.Context, uuid, destURI string) error {
+	s.mu.Lock()
+	s.migrateCalls++
+	s.mu.Unlock()
+	return s.Fake.Migrate(ctx, uuid, destURI)
 }
 
 func newSpy(host string) *spy {
@@ -468,6 +476,44 @@ func TestColdMigrationHandOver(t *testing.T) {
 	if n := src.count(src.starts, "vm1") + dst.count(dst.starts, "vm1"); n != 2 {
 		t.Errorf("%d starts over both hosts, want 2", n)
 	}
+}
+
+// The servers cancel a migration at its first reported error: the agent
+// must not retry it for the same desired entry (a retry that worked would
+// put the domain on the target while the servers think it runs here).
+func TestFailedMigrationNotRetried(t *testing.T) {
+	c := newCloud(t)
+	srv := c.serve("s1")
+	src := newSpy("kvm1")
+	withHost(t, c, src, []string{srv.URL}, nil)
+	c.setVM("host-a", vm("vm1", WantRunning))
+	reported(t, c, "vm1", "Running", isPower(hypervisor.PowerRunning))
+	migrations := func() int {
+		n := 0
+		src.set(func(s *spy) { n = s.migrateCalls })
+		return n
+	}
+	src.FailNext("Migrate", errors.New("peer hung up"))
+	c.editVM("host-a", "vm1", func(v *DesiredVM) { v.MigrateTo, v.MigrateToURI = "host-b", "fake:///kvm2" })
+	reportedEver(t, c, "vm1", "the migration error", func(r VMReport) bool { return r.Error != "" })
+
+	// Passes go on (beyond any retry backoff) over the same entry.
+	beats := c.beats("host-a")
+	waitFor(t, "time beyond the retry backoff", func() bool { return c.beats("host-a") > beats+5 })
+	c.setVM("host-a", vm("other", WantRunning))
+	reported(t, c, "other", "Running", isPower(hypervisor.PowerRunning))
+	if n := migrations(); n != 1 {
+		t.Errorf("migration tried %d times for one desired entry, want 1", n)
+	}
+	if p := src.power("vm1"); p != hypervisor.PowerRunning {
+		t.Fatalf("vm1 is %s here after its failed migration", p)
+	}
+
+	// The servers cancel it, then ask again: that one goes.
+	c.editVM("host-a", "vm1", func(v *DesiredVM) { v.MigrateTo, v.MigrateToURI = "", "" })
+	reported(t, c, "vm1", "Running without error", func(r VMReport) bool { return r.Power == hypervisor.PowerRunning && r.Error == "" })
+	c.editVM("host-a", "vm1", func(v *DesiredVM) { v.MigrateTo, v.MigrateToURI = "host-b", "fake:///kvm2" })
+	reported(t, c, "vm1", "MigratedOut", func(r VMReport) bool { return r.MigratedOut && r.Absent })
 }
 
 func TestServersUnreachableKeepsVMsAndFailsOver(t *testing.T) {

@@ -64,6 +64,10 @@ type vmState struct {
 
 	failures int
 	failedOn string // fingerprint of the desired VM the last failure was for
+	// migrateFailed: fingerprint of the desired VM whose outgoing
+	// migration failed. The servers cancel a migration at its first
+	// reported error, so it is never tried again for the same entry.
+	migrateFailed string
 	retryAt  time.Time
 	lastErr  string
 }
@@ -372,6 +376,9 @@ func (r *reconciler) reconcileVM(ctx context.Context, index uint64, vm *DesiredV
 	if vm.Power != WantStopped || vm.MigrateTo != "" {
 		st.stopAsked = time.Time{}
 	}
+	if vm.MigrateTo == "" {
+		st.migrateFailed = "" // the failed migration is over for the servers too
+	}
 	uuid := domainUUID(vm)
 	status, exists, err := r.observe(ctx, uuid)
 	if err != nil {
@@ -609,6 +616,14 @@ func (r *reconciler) migrateOut(ctx context.Context, vm *DesiredVM, st *vmState,
 		rep.Error = "migration asked without migrate_to_uri"
 		return rep, 0
 	}
+	if st.migrateFailed != "" && st.migrateFailed == fingerprint(vm) {
+		// The servers cancel a migration at its first reported error: a
+		// retry that succeeded would put the domain on the target while
+		// they think it runs here. Wait for a new desired state.
+		rep := report(vm, st, status.Power)
+		rep.Error = st.lastErr
+		return rep, 0
+	}
 	if !st.mayTry(vm, r.a.now()) {
 		rep := report(vm, st, status.Power)
 		rep.Error = st.lastErr
@@ -624,9 +639,10 @@ func (r *reconciler) migrateOut(ctx context.Context, vm *DesiredVM, st *vmState,
 		case errors.Is(err, hypervisor.ErrMigrationUnsupported):
 			r.log.Info("live migration unsupported, handing the domain over cold", "vm_id", vm.ID, "to", vm.MigrateTo)
 		default:
-			wait := r.fail(st, vm, err)
-			r.log.Error("cannot migrate domain", "vm_id", vm.ID, "to", vm.MigrateTo, "error", err)
-			return r.failed(ctx, vm, st), wait
+			r.fail(st, vm, err)
+			st.migrateFailed = fingerprint(vm)
+			r.log.Error("cannot migrate domain, not retrying it for this desired state", "vm_id", vm.ID, "to", vm.MigrateTo, "error", err)
+			return r.failed(ctx, vm, st), 0
 		}
 	}
 	if err := r.handOver(ctx, uuid); err != nil {
