@@ -68,8 +68,8 @@ type vmState struct {
 	// migration failed. The servers cancel a migration at its first
 	// reported error, so it is never tried again for the same entry.
 	migrateFailed string
-	retryAt  time.Time
-	lastErr  string
+	retryAt       time.Time
+	lastErr       string
 }
 
 func newReconciler(a *Agent, gens map[string]int) *reconciler {
