@@ -75,6 +75,10 @@ func applyReserve(txn *memdb.Txn, index uint64, def *TableDef, existing Object, 
 	}
 	switch h := existing.(type) {
 	case *Host:
+		if (op.Amounts[AmountCPU] > 0 || op.Amounts[AmountMemory] > 0) && h.State != HostStateUp {
+			// Planned while the host was Up; it is not any more.
+			return stateErr(KindStale, "host %s is %s, so it takes no new VMs; plan again", h.ID, h.State)
+		}
 		c := h.Copy()
 		cpuRatio, memRatio, err := overcommitTxn(txn, c.ClusterID)
 		if err != nil {

@@ -11,6 +11,7 @@ func TestReserveHostAndPool(t *testing.T) {
 	f := computeFixture(t) // host h-1 in cluster c-1 (CPU overcommit 2, memory 1.5), pool sp-1
 	h := testHost("h-2", "z-1", "p-1", "c-1", "10.0.0.6")
 	h.CPUNumber, h.CPUSpeed, h.MemoryTotal = 4, 1000, 8<<30 // 8000 MHz and 12 GiB with the cluster's ratios
+	h.State = HostStateUp
 	p := testPool("sp-2", "z-1", "p-1", "c-1", "pri2")
 	p.CapacityBytes, p.Overprovision = 100<<30, 2 // 200 GiB allocatable
 	if err := apply(t, f, 10, TxnRequestType, TxnRequest{Ops: []TxnOp{Create(TableHosts, h), Create(TableStoragePools, p)}}); err != nil {
@@ -81,5 +82,17 @@ func TestLeaseTimingsStayConsistent(t *testing.T) {
 	set(12, SettingLeaseMargin, "0")
 	if iv, ttl, m := f.State().LeaseTimings(); iv != 2*time.Second || ttl != 10*time.Second || m != time.Second {
 		t.Fatalf("corrected = %s %s %s, want 2s 10s 1s", iv, ttl, m)
+	}
+}
+
+func TestReserveRefusesAHostThatIsNotUp(t *testing.T) {
+	f := computeFixture(t) // h-1 is Disconnected
+	err := apply(t, f, 10, TxnRequestType, TxnRequest{Ops: []TxnOp{ReserveHost("h-1", 100, 1<<20)}})
+	if !errors.Is(err, ErrStale) || !strings.Contains(err.Error(), "takes no new VMs") {
+		t.Fatalf("reserve on a Disconnected host: %v", err)
+	}
+	// Giving capacity back works whatever the host's state.
+	if err := apply(t, f, 11, TxnRequestType, TxnRequest{Ops: []TxnOp{ReserveHost("h-1", -100, 0)}}); err != nil {
+		t.Fatalf("release on a Disconnected host: %v", err)
 	}
 }
