@@ -35,6 +35,9 @@ const (
 	VMParamDeploy  = "deploy"  // "true" for deployVirtualMachine's start
 	VMParamSource  = "source"  // migration: the host the VM leaves
 	VMParamStartVM = "startvm" // deploy: "false" leaves the new VM Stopped
+	// VMParamHARestart marks the start job of an HA restart: it ends
+	// without placing the VM when the owner stopped it meanwhile.
+	VMParamHARestart = "ha_restart"
 	// migration: why the target could not start the VM after the source
 	// let go; the job then starts it again elsewhere
 	VMParamMigrateError = "migrateerror"
@@ -119,6 +122,10 @@ func startStep(_ context.Context, st *fsm.Store, j *fsm.AsyncJob) (Step, error) 
 	}
 	if j.Params[VMParamStartVM] == "false" {
 		return Succeed(VMResult(v.ID), jobEvent(j, "VM.CREATE", v, "created virtual machine %s, stopped", v.Name)), nil
+	}
+	if j.Params[VMParamHARestart] == "true" && !v.HAPending && v.HostID == "" {
+		// An HA restart the owner called off (stopped the VM) meanwhile.
+		return Succeed(VMResult(v.ID)), nil
 	}
 	switch {
 	case v.HostID != "" && v.State == fsm.VMRunning:
@@ -271,6 +278,7 @@ func stopStep(_ context.Context, st *fsm.Store, j *fsm.AsyncJob) (Step, error) {
 func askStop(v *fsm.VM, forced bool, next string) (Step, error) {
 	nv := v.Copy()
 	nv.Power, nv.ForceStop = fsm.PowerOff, forced
+	nv.HAPending = false // the owner wants it off: no HA restart any more
 	if nv.HostID != "" {
 		nv.State = fsm.VMStopping
 	}

@@ -648,3 +648,30 @@ func TestStartFailsOnFewerHostsThanTries(t *testing.T) {
 	}
 	e.wantAccounting()
 }
+
+// TestOwnerStopCallsOffAPendingHARestart: an HA VM whose host failed waits
+// for its restart (HAPending, no host); its owner stops it. The HA start
+// job that comes after must leave it Stopped, not start it.
+func TestOwnerStopCallsOffAPendingHARestart(t *testing.T) {
+	e := newVMEnv(t, 2)
+	e.startRunner()
+	v := e.running("web1")
+	host := e.host(v.HostID)
+	// What the HA controller commits for a VM of a fenced host.
+	nv := v.Copy()
+	nv.LastHostID, nv.HostID, nv.PodID, nv.ClusterID = v.HostID, "", "", ""
+	nv.State, nv.Power, nv.HAPending, nv.ObservedHostID, nv.ObservedPower = fsm.VMStarting, fsm.PowerOff, true, "", ""
+	e.apply(reserveHost(host, v, -1), fsm.Update(fsm.TableVMs, nv))
+	vmJobOK(t, e.run("stopVirtualMachine", v.ID, nil))
+	if got := e.vm(v.ID); got.State != fsm.VMStopped || got.HAPending {
+		t.Fatalf("after the owner's stop: %s pending %v", got.State, got.HAPending)
+	}
+	vmJobOK(t, e.run("startVirtualMachine", v.ID, map[string]string{VMParamHARestart: "true", VMParamAvoid: v.HostID}))
+	if got := e.vm(v.ID); got.State != fsm.VMStopped || got.HostID != "" {
+		t.Fatalf("the HA restart ran after the owner stopped the VM: %s on %q", got.State, got.HostID)
+	}
+	for _, h := range e.hosts {
+		e.wantHost(h, 0)
+	}
+	e.wantAccounting()
+}

@@ -271,7 +271,7 @@ func (r *restarter) restart(ctx context.Context, hostID, vmID string) {
 // startJob is the startVirtualMachine job of an HA restart, owned by the
 // VM's owner.
 func startJob(v *fsm.VM, avoid string, now time.Time) *fsm.AsyncJob {
-	params := map[string]string{scheduler.VMParamID: v.ID}
+	params := map[string]string{scheduler.VMParamID: v.ID, scheduler.VMParamHARestart: "true"}
 	if avoid != "" {
 		params[scheduler.VMParamAvoid] = avoid
 	}
