@@ -58,6 +58,10 @@ type leaseRecord struct {
 type fenceRecord struct {
 	Peers []Peer   `json:"peers"`
 	HA    []string `json:"ha"` // domain UUIDs (and VM IDs) of HA VMs
+	// Known: domain UUIDs (and VM IDs) of every VM of that desired state;
+	// a domain of none of them cannot be proven non-HA. Absent in records
+	// of older agents.
+	Known []string `json:"known,omitempty"`
 }
 
 // Fence decisions, as logged.
@@ -77,6 +81,7 @@ type leaseState struct {
 	fencedDoms   map[string]bool // domains the agent killed in a self-fence
 	peers        []Peer
 	ha           map[string]bool
+	known        map[string]bool // every VM of the last desired state; nil: not recorded
 }
 
 // leaseValidLocked reports whether the lease runs at now. Callers hold a.mu.
@@ -181,6 +186,15 @@ func (a *Agent) loadLease() error {
 		for _, id := range fr.HA {
 			a.ls.ha[id] = true
 		}
+		if fr.Known != nil {
+			a.ls.known = map[string]bool{}
+			for _, id := range fr.Known {
+				a.ls.known[id] = true
+			}
+			for id := range a.ls.ha {
+				a.ls.known[id] = true
+			}
+		}
 	case !errors.Is(err, os.ErrNotExist):
 		return err
 	}
@@ -197,23 +211,28 @@ func (a *Agent) saveLease(sent time.Time, ttl time.Duration) {
 // noteDesired remembers the peers and HA VMs of a desired state: the
 // monitor fences by them when the lease runs out.
 func (a *Agent) noteDesired(d *Desired) {
-	ha := map[string]bool{}
+	ha, known := map[string]bool{}, map[string]bool{}
 	for i := range d.VMs {
-		if vm := &d.VMs[i]; vm.HA {
+		vm := &d.VMs[i]
+		known[domainUUID(vm)], known[vm.ID] = true, true
+		if vm.HA {
 			ha[domainUUID(vm)], ha[vm.ID] = true, true
 		}
 	}
 	peers := append([]Peer(nil), d.Peers...)
 	a.mu.Lock()
-	same := samePeers(a.ls.peers, peers) && sameSet(a.ls.ha, ha)
-	a.ls.peers, a.ls.ha = peers, ha
+	same := samePeers(a.ls.peers, peers) && sameSet(a.ls.ha, ha) && a.ls.known != nil && sameSet(a.ls.known, known)
+	a.ls.peers, a.ls.ha, a.ls.known = peers, ha, known
 	a.mu.Unlock()
 	if same {
 		return
 	}
-	rec := fenceRecord{Peers: peers, HA: []string{}}
+	rec := fenceRecord{Peers: peers, HA: []string{}, Known: []string{}}
 	for id := range ha {
 		rec.HA = append(rec.HA, id)
+	}
+	for id := range known {
+		rec.Known = append(rec.Known, id)
 	}
 	if err := writeJSON(filepath.Join(a.cfg.DataDir, fenceFile), rec); err != nil {
 		a.log.Warn("cannot keep the peers and HA VMs", "error", err)
@@ -329,12 +348,34 @@ func (a *Agent) checkLease(ctx context.Context) {
 				"host_id", a.hostID, "sent", a.lastSent, "ttl", a.leaseTTL)
 		}
 	}
-	lost, decision := a.ls.lost, a.ls.decision
+	lost, decision, gen := a.ls.lost, a.ls.decision, a.ls.lossGen
 	a.mu.Unlock()
-	if !lost || decision == decisionFence {
+	switch {
+	case !lost:
+	case decision == decisionFence:
+		a.refence(ctx, gen)
+	default:
+		a.decide(ctx)
+	}
+}
+
+// refence kills, while the host stays fenced, any HA domain that
+// appeared after the fence (an incoming live migration, a start that
+// raced it): the leader may restart that VM elsewhere too.
+func (a *Agent) refence(ctx context.Context, gen uint64) {
+	fenced, err := a.fence(ctx, gen, true)
+	if ctx.Err() != nil {
 		return
 	}
-	a.decide(ctx)
+	if err != nil {
+		a.setDecision(gen, decisionRetry)
+		a.log.Error("self-fenced host: cannot kill an HA guest that appeared since, retrying (the watchdog, if armed, is no longer petted)",
+			"host_id", a.HostID(), "fenced_vms", fenced, "error", err)
+		return
+	}
+	if len(fenced) > 0 {
+		a.log.Warn("self-fenced host: HA guests that appeared since the fence powered off", "host_id", a.HostID(), "fenced_vms", fenced)
+	}
 }
 
 // peerAnswer is what one peer said.
@@ -445,7 +486,7 @@ func (a *Agent) decide(ctx context.Context) {
 		}
 		return
 	}
-	fenced, err := a.fence(ctx)
+	fenced, err := a.fence(ctx, gen, false)
 	if ctx.Err() != nil {
 		return
 	}
@@ -486,16 +527,30 @@ func (a *Agent) setDecision(gen uint64, d string) {
 	}
 }
 
-// fence powers off and undefines every domain of an HA VM. It holds
-// startMu, so no start runs meanwhile (and none can follow: the lease is
-// lost). It returns the VM domains it killed.
-func (a *Agent) fence(ctx context.Context) ([]string, error) {
+// fence powers off and undefines every domain of an HA VM, and of a VM
+// unknown to the last desired state (it cannot be proven non-HA) when
+// that state's VMs are known. It holds startMu, so no start runs
+// meanwhile (and none can follow: the lease is lost). It returns the VM
+// domains it killed. It does nothing once loss gen is over. live: only
+// domains not powered off (the checks after the fence).
+func (a *Agent) fence(ctx context.Context, gen uint64, live bool) ([]string, error) {
 	a.startMu.Lock()
 	defer a.startMu.Unlock()
 	a.mu.Lock()
+	if !a.ls.lost || a.ls.lossGen != gen {
+		a.mu.Unlock()
+		return []string{}, nil // contact came back: the reconciler decides
+	}
 	ha := make(map[string]bool, len(a.ls.ha))
 	for k := range a.ls.ha {
 		ha[k] = true
+	}
+	var known map[string]bool
+	if a.ls.known != nil {
+		known = make(map[string]bool, len(a.ls.known))
+		for k := range a.ls.known {
+			known[k] = true
+		}
 	}
 	a.mu.Unlock()
 	doms, err := a.driver.Domains(ctx)
@@ -505,7 +560,10 @@ func (a *Agent) fence(ctx context.Context) ([]string, error) {
 	fenced := []string{}
 	var errs []error
 	for _, d := range doms {
-		if !ha[d.UUID] {
+		if !ha[d.UUID] && (known == nil || known[d.UUID]) {
+			continue
+		}
+		if live && d.Power == hypervisor.PowerStopped {
 			continue
 		}
 		a.mu.Lock()

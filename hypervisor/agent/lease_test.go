@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -468,5 +469,37 @@ func TestKeptLeaseFromTheFutureNotTrusted(t *testing.T) {
 				t.Errorf("kept lease answered %+v, want valid %v", st, tc.valid)
 			}
 		})
+	}
+}
+
+// Once fenced, the host stays fenced: an HA domain that appears later (an
+// incoming live migration, a start that raced the fence), or a domain of a
+// VM the last desired state does not know, is killed too; non-HA guests
+// keep running.
+func TestFencedHostKillsHADomainsThatAppearLater(t *testing.T) {
+	peer := newPeer(t, "host-b", true)
+	c, srv := haCloud(t, Peer{HostID: "host-b", StatusURL: peer.srv.URL})
+	drv := newSpy("kvm1")
+	a := withHost(t, c, drv, []string{srv.URL}, nil)
+	c.setVM("host-a", haVM("ha1"))
+	c.setVM("host-a", vm("plain1", WantRunning))
+	reported(t, c, "ha1", "Running", isPower(hypervisor.PowerRunning))
+	reported(t, c, "plain1", "Running", isPower(hypervisor.PowerRunning))
+
+	c.with(func() { c.failAll = http.StatusServiceUnavailable })
+	waitFor(t, "ha1 fenced", func() bool { return drv.power("ha1") == "absent" && a.decisionNow() == decisionFence })
+	for _, id := range []string{"ha1", "stray1"} {
+		v := vm(id, WantRunning)
+		if err := drv.Fake.Start(context.Background(), v.Spec); err != nil {
+			t.Fatalf("start %s behind the agent's back: %v", id, err)
+		}
+	}
+	waitFor(t, "the late HA domain killed", func() bool { return drv.power("ha1") == "absent" })
+	waitFor(t, "the unknown domain killed", func() bool { return drv.power("stray1") == "absent" })
+	if p := drv.power("plain1"); p != hypervisor.PowerRunning {
+		t.Errorf("non-HA plain1 is %s", p)
+	}
+	if got := a.decisionNow(); got != decisionFence {
+		t.Errorf("decision %q, want %q", got, decisionFence)
 	}
 }
