@@ -272,7 +272,7 @@ func (t *TemplateSync) allowAddress(_, address string, _ syscall.RawConn) error 
 		}
 	}
 	if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsUnspecified() ||
-		ip.IsMulticast() || ip.IsInterfaceLocalMulticast() {
+		ip.IsMulticast() || ip.IsInterfaceLocalMulticast() || inSpecialRanges(ip) {
 		return fmt.Errorf("%w: %s is an internal address; add its network to %s to allow it", ErrInternalAddress, ip, fsm.SettingAllowedInternalSites)
 	}
 	return nil
@@ -281,3 +281,22 @@ func (t *TemplateSync) allowAddress(_, address string, _ syscall.RawConn) error 
 // ErrInternalAddress refuses a template URL that leads to an internal
 // address not allowed by secstorage.allowed.internal.sites.
 var ErrInternalAddress = errors.New("template downloads from internal addresses are not allowed")
+
+// specialRanges are internal networks netip does not classify: carrier-
+// grade NAT (some clouds' metadata services live there), benchmarking,
+// and NAT64 prefixes that can wrap any IPv4 address.
+var specialRanges = []netip.Prefix{
+	netip.MustParsePrefix("100.64.0.0/10"),
+	netip.MustParsePrefix("198.18.0.0/15"),
+	netip.MustParsePrefix("64:ff9b::/96"),
+	netip.MustParsePrefix("64:ff9b:1::/48"),
+}
+
+func inSpecialRanges(ip netip.Addr) bool {
+	for _, p := range specialRanges {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}

@@ -257,3 +257,25 @@ func TestTemplateSyncRefusesInternalAddresses(t *testing.T) {
 	default:
 	}
 }
+
+func TestAllowAddress(t *testing.T) {
+	m := newFixture(t) // allows 127.0.0.0/8
+	s := NewTemplateSync(m, nil)
+	for addr, allowed := range map[string]bool{
+		"127.0.0.1:80":            true, // allowed by the setting
+		"93.184.216.34:443":       true, // public
+		"10.0.0.5:80":             false,
+		"192.168.1.1:80":          false,
+		"169.254.169.254:80":      false, // cloud metadata
+		"100.100.100.200:80":      false, // CGNAT metadata
+		"198.18.0.1:80":           false,
+		"[::1]:80":                false,
+		"[fd00::1]:80":            false,
+		"[64:ff9b::a9fe:a9fe]:80": false, // NAT64 of 169.254.169.254
+	} {
+		err := s.allowAddress("tcp", addr, nil)
+		if allowed != (err == nil) {
+			t.Errorf("%s: err = %v, want allowed %v", addr, err, allowed)
+		}
+	}
+}
