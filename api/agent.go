@@ -129,6 +129,9 @@ func (s *Server) agentAuth(req *http.Request, body []byte) (*agentCall, *agentEr
 		if err != nil || h == nil || h.Token == "" || !agent.Equal(sig, agent.Sign(h.Token, msg)) {
 			return nil, agentErr(http.StatusUnauthorized, "unknown host or bad signature")
 		}
+		if !s.replays.fresh(h.ID, nonce, t) {
+			return nil, agentErr(http.StatusUnauthorized, "request replayed (nonce seen before, or older than this host's newest by more than %s)", replayTolerance)
+		}
 		call.host, call.key = h, h.Token
 		return call, nil
 	}

@@ -63,6 +63,7 @@ type Server struct {
 	hb            HeartbeatSink
 	forwardClient *http.Client
 	ops           operatorRoutes
+	replays       replayGuard
 }
 
 // New builds the server and its routes.
