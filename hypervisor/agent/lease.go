@@ -30,8 +30,10 @@ import (
 // before its next heartbeat (the one that would bring the host Up) it
 // reads a full desired state (index 0, a consistent read on the server)
 // and reconciles it, destroying the copies of VMs placed elsewhere; only
-// a heartbeat accepted after that pass renews the lease and lets the
-// reconciler start domains again.
+// a heartbeat accepted after that pass (answered Up) renews the lease.
+// The leader may have moved VMs away between that read and the heartbeat,
+// so after it the agent reads a full desired state again, and only that
+// one (or a newer one) lets the reconciler start domains.
 
 // Defaults of the HA tunables in Config.
 const (
@@ -77,6 +79,7 @@ type leaseState struct {
 	lost         bool            // the monitor declared the lease lost; cleared by an accepted heartbeat
 	lossGen      uint64          // grows at every loss (and is 1 at start)
 	recoveredGen uint64          // the loss whose recovery pass is done
+	startsGen    uint64          // the loss after whose first renewal a full desired state was read and taken for starts
 	decision     string          // the monitor's last decision for the current loss
 	fencedDoms   map[string]bool // domains the agent killed in a self-fence
 	peers        []Peer
@@ -137,13 +140,55 @@ func (a *Agent) SelfFence() bool {
 }
 
 // mayStart reports whether the reconciler may start a domain: only with a
-// valid lease whose loss, if any, has been recovered from.
+// valid lease whose loss, if any, has been recovered from, and once the
+// reconciler works from a full desired state read after the heartbeat
+// that renewed it (the leader may have moved VMs away between the
+// recovery pass's read and that heartbeat).
 func (a *Agent) mayStart() bool {
 	now := a.now()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	valid, _ := a.leaseValidLocked(now)
-	return valid && a.ls.recoveredGen == a.ls.lossGen
+	return valid && a.ls.recoveredGen == a.ls.lossGen && a.ls.startsGen == a.ls.lossGen
+}
+
+// startsDue reports the loss whose post-renewal full read is due, if any:
+// the lease was renewed after it, and no such read was taken yet.
+func (a *Agent) startsDue() (uint64, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	gen := a.ls.lossGen
+	return gen, !a.ls.lost && a.ls.recoveredGen == gen && a.ls.startsGen != gen
+}
+
+// allowStarts records that the reconciler took the full desired state
+// read after the renewal ending loss gen. The reconciler calls it.
+func (a *Agent) allowStarts(gen uint64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.ls.lossGen == gen {
+		a.ls.startsGen = gen
+	}
+}
+
+// readForStarts reads a full desired state after the first heartbeat that
+// renewed the lease following loss gen, and has the reconciler take it,
+// and only it or newer, for starts.
+func (a *Agent) readForStarts(ctx context.Context, gen uint64) error {
+	q := url.Values{}
+	q.Set("index", "0")
+	q.Set("wait", "0")
+	var d Desired
+	if err := a.client.Do(ctx, a.creds(), Call{Method: http.MethodGet, Path: PathDesired, Query: q, Out: &d}); err != nil {
+		return fmt.Errorf("full desired state after the renewal: %w", err)
+	}
+	a.noteDesired(&d)
+	if err := a.rec.syncPassFor(ctx, &d, gen); err != nil {
+		return err
+	}
+	a.log.Info("full desired state read after the renewal: VMs may start again",
+		"host_id", a.HostID(), "index", d.Index, "vms", len(d.VMs), "loss", strconv.FormatUint(gen, 10))
+	return nil
 }
 
 // wasFenced reports whether the agent itself killed uuid in a self-fence.

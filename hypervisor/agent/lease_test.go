@@ -503,3 +503,38 @@ func TestFencedHostKillsHADomainsThatAppearLater(t *testing.T) {
 		t.Errorf("decision %q, want %q", got, decisionFence)
 	}
 }
+
+// The leader may move a VM away between the recovery pass's read and the
+// heartbeat that brings the host Up: starts wait for a full desired state
+// read after that heartbeat.
+func TestStartsWaitForAFullReadAfterTheRenewal(t *testing.T) {
+	peer := newPeer(t, "host-b", true)
+	c, srv := haCloud(t, Peer{HostID: "host-b", StatusURL: peer.srv.URL})
+	drv := newSpy("kvm1")
+	withHost(t, c, drv, []string{srv.URL}, nil)
+	c.setVM("host-a", haVM("ha1"))
+	reported(t, c, "ha1", "Running", isPower(hypervisor.PowerRunning))
+	c.with(func() { c.failAll = http.StatusServiceUnavailable })
+	waitFor(t, "ha1 fenced", func() bool { return drv.power("ha1") == "absent" })
+
+	// The recovery pass reads ha1 still wanted here; while the first
+	// heartbeat is answered the leader restarts it elsewhere (a change
+	// the long poll has not seen yet).
+	moved := make(chan struct{})
+	beats := c.beats("host-a")
+	c.with(func() {
+		c.onBeat = func(hostID string) {
+			delete(c.hosts[hostID].vms, "ha1")
+			c.onBeat = nil
+			close(moved)
+		}
+		c.failAll = 0
+	})
+	<-moved
+	waitFor(t, "heartbeats after the move", func() bool { return c.beats("host-a") > beats+5 })
+	c.setVM("host-a", vm("plain1", WantRunning))
+	reported(t, c, "plain1", "Running", isPower(hypervisor.PowerRunning))
+	if p, n := drv.power("ha1"), drv.count(drv.starts, "ha1"); p != "absent" || n != 1 {
+		t.Errorf("ha1 is %s after %d starts: started from the desired state read before the heartbeat", p, n)
+	}
+}

@@ -39,6 +39,11 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 				a.reconnected()
 			}
 			failures = 0
+			if gen, due := a.startsDue(); due {
+				if err := a.readForStarts(ctx, gen); err != nil && ctx.Err() == nil {
+					a.log.Warn("cannot read the desired state after the renewal, no VM starts yet", "error", err)
+				}
+			}
 		}
 		a.mu.Lock()
 		interval := a.interval
@@ -140,7 +145,7 @@ func (a *Agent) heartbeat(ctx context.Context) error {
 	a.mu.Unlock()
 	a.saveLease(sent, ttl)
 	if wasLost {
-		a.log.Info("lease renewed after it was lost: VMs may start again", "host_id", hb.HostID)
+		a.log.Info("lease renewed after it was lost: VMs may start again after a full desired state read", "host_id", hb.HostID)
 	}
 	if !wasValid {
 		// Starts were held while the lease was not valid.

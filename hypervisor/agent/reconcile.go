@@ -46,8 +46,9 @@ type reconciler struct {
 // syncReq asks the reconciler for a fresh pass over d; done is closed
 // after it.
 type syncReq struct {
-	d    *Desired
-	done chan struct{}
+	d      *Desired
+	starts uint64 // > 0: the read after the renewal ending this loss; starts may follow
+	done   chan struct{}
 }
 
 // vmState is what the agent remembers about one VM between passes.
@@ -105,6 +106,10 @@ func (r *reconciler) run(ctx context.Context, events <-chan hypervisor.DomainEve
 			// the index of what came before.
 			r.session.Store(false)
 			r.minIndex, r.cur = req.d.Index, req.d
+			if req.starts > 0 {
+				// From now on r.cur is this state or a newer one.
+				r.a.allowStarts(req.starts)
+			}
 			r.pass(ctx, true)
 			close(req.done)
 		case <-r.a.kick:
@@ -121,7 +126,13 @@ func (r *reconciler) run(ctx context.Context, events <-chan hypervisor.DomainEve
 
 // syncPass has the reconciler run a fresh pass over d and waits for it.
 func (r *reconciler) syncPass(ctx context.Context, d *Desired) error {
-	req := syncReq{d: d, done: make(chan struct{})}
+	return r.syncPassFor(ctx, d, 0)
+}
+
+// syncPassFor is syncPass over the full read after the renewal ending
+// loss gen (0: none): the reconciler allows starts as it takes d.
+func (r *reconciler) syncPassFor(ctx context.Context, d *Desired, gen uint64) error {
+	req := syncReq{d: d, starts: gen, done: make(chan struct{})}
 	select {
 	case r.syncReq <- req:
 	case <-ctx.Done():
