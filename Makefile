@@ -6,7 +6,7 @@ LDFLAGS := -X main.version=$(VERSION)
 BIN := bin/stratus
 DEV_DIR ?= .run/dev-cloud
 
-.PHONY: all build run deps test unit fuzz e2e bench soak check fmt vet imports clean
+.PHONY: all build run deps test unit fuzz e2e bench bench-scale soak check fmt vet imports clean
 
 all: build
 
@@ -21,8 +21,8 @@ run: build
 # Debian packages the build and tests need: libvirt-dev (cgo bindings of the
 # libvirt driver; its test:/// driver simulates hosts), haproxy (the e2e
 # load balancer) and iptables (the host HA test cuts a host off with a DROP
-# rule).
-DEB_PACKAGES := haproxy libvirt-dev pkg-config gcc iptables
+# rule), chromium (the web console's browser tests drive it headless).
+DEB_PACKAGES := haproxy libvirt-dev pkg-config gcc iptables chromium
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -49,6 +49,13 @@ e2e: build
 
 bench: build deps
 	STRATUS_BENCH=1 STRATUS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -v -timeout 30m -run '^(TestBenchmarks|TestBenchmarkDeploy|TestBenchmarkHA)$$' ./e2e/
+
+# The scale benchmark (not part of make test): 3 servers, `stratus sim` posing
+# as STRATUS_SCALE_HOSTS hosts (10000), STRATUS_SCALE_VMS VMs (100000) deployed
+# through the API; prints placements/s, list latencies, RSS, snapshot and
+# catch-up figures. See docs/benchmarks.md.
+bench-scale: build deps
+	STRATUS_BENCH_SCALE=1 STRATUS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -v -timeout 90m -run '^TestBenchmarkScale$$' ./e2e/
 
 # Randomized host HA soak (not part of make test): 100 rounds of a random
 # fault (agent kill -9, host partition when root, leader kill -9) with the
