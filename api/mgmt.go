@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/google/uuid"
+
+	"github.com/stratus-cloud/stratus/cluster"
 )
 
 // mgmtNamespace derives stable UUIDs for management servers from their
@@ -22,8 +24,9 @@ type mgmtServerResponse struct {
 	ServiceIP string `json:"serviceip,omitempty"`
 	OSDistro  string `json:"osdistribution"`
 	// Stratus additions: the node's place in the raft cluster.
-	RaftRole string `json:"raftrole"`
-	Voter    bool   `json:"voter"`
+	RaftRole       string `json:"raftrole"`
+	Voter          bool   `json:"voter"`
+	CommandVersion uint16 `json:"commandversion,omitempty"`
 }
 
 var mgmtServerFields = []ResponseField{
@@ -35,6 +38,12 @@ var mgmtServerFields = []ResponseField{
 	{Name: "osdistribution", Type: "string", Description: "Operating system of the server."},
 	{Name: "raftrole", Type: "string", Description: "leader or follower in the replicated state machine."},
 	{Name: "voter", Type: "boolean", Description: "Whether the server votes in raft elections."},
+	{Name: "commandversion", Type: "integer", Description: "Highest replicated command version the server understands, as it gossips."},
+}
+
+var mgmtFilterParams = []ParamSpec{
+	{Name: "id", Type: "uuid", Description: "Only the server with this ID."},
+	{Name: "name", Type: "string", Description: "Only the server with this name."},
 }
 
 func init() {
@@ -42,13 +51,47 @@ func init() {
 		return []*Command{{
 			Name: "listManagementServers", Description: "Lists the management servers of this cloud: the Stratus cluster's nodes.",
 			Access: AccessRootAdmin, ObjectName: "managementserver", Response: mgmtServerFields,
-			Params: withPaging(
-				ParamSpec{Name: "id", Type: "uuid", Description: "Only the server with this ID."},
-				ParamSpec{Name: "name", Type: "string", Description: "Only the server with this name."},
-			),
+			Params:  withPaging(mgmtFilterParams...),
 			Handler: listManagementServers,
+		}, {
+			Name: "listManagementServersMetrics",
+			Description: "Lists the management servers with their raft indexes, the cluster's leader and term, " +
+				"and whether the next server may be upgraded now.",
+			Access: AccessRootAdmin, ObjectName: "managementserver", Response: mgmtMetricsFields,
+			Params: withPaging(append(mgmtFilterParams[:len(mgmtFilterParams):len(mgmtFilterParams)],
+				ParamSpec{Name: "system", Type: "boolean", Description: "Accepted for CloudStack clients; Stratus reports no JVM or host statistics."})...),
+			Handler: listManagementServersMetrics,
 		}}
 	})
+}
+
+// mgmtFilter is the id, name and keyword filter both list commands take.
+type mgmtFilter struct{ id, name, keyword string }
+
+func newMgmtFilter(p Params) mgmtFilter {
+	return mgmtFilter{id: strings.ToLower(p.String("id")), name: p.String("name"), keyword: strings.ToLower(p.String("keyword"))}
+}
+
+func (f mgmtFilter) keep(id, name string) bool {
+	return (f.id == "" || id == f.id) && (f.name == "" || name == f.name) &&
+		(f.keyword == "" || strings.Contains(strings.ToLower(name), f.keyword))
+}
+
+// mgmtServer is a peer as the answering server's raft configuration and
+// gossip show it.
+func mgmtServer(peer cluster.Peer) mgmtServerResponse {
+	m := mgmtServerResponse{ID: mgmtServerID(peer.ID), Name: peer.ID, State: "Down", Version: peer.Version,
+		OSDistro: runtime.GOOS, RaftRole: "follower", Voter: peer.Voter, CommandVersion: peer.CommandVersion}
+	if peer.Gossip == "alive" {
+		m.State = "Up"
+	}
+	if peer.Leader {
+		m.RaftRole = "leader"
+	}
+	if u, err := url.Parse(peer.APIURL); err == nil {
+		m.ServiceIP = u.Hostname()
+	}
+	return m
 }
 
 func listManagementServers(r *Request) (any, *Error) {
@@ -57,27 +100,14 @@ func listManagementServers(r *Request) (any, *Error) {
 	if e != nil {
 		return nil, e
 	}
-	st := r.srv.c.Status()
-	id, name, kw := strings.ToLower(p.String("id")), p.String("name"), strings.ToLower(p.String("keyword"))
+	f := newMgmtFilter(p)
 	var out []mgmtServerResponse
-	for _, peer := range st.Peers {
-		m := mgmtServerResponse{ID: mgmtServerID(peer.ID), Name: peer.ID, State: "Down", Version: peer.Version,
-			OSDistro: runtime.GOOS, RaftRole: "follower", Voter: peer.Voter}
-		if peer.Gossip == "alive" {
-			m.State = "Up"
+	for _, peer := range r.srv.c.Status().Peers {
+		if m := mgmtServer(peer); f.keep(m.ID, m.Name) {
+			out = append(out, m)
 		}
-		if peer.Leader {
-			m.RaftRole = "leader"
-		}
-		if u, err := url.Parse(peer.APIURL); err == nil {
-			m.ServiceIP = u.Hostname()
-		}
-		if (id != "" && m.ID != id) || (name != "" && m.Name != name) || (kw != "" && !strings.Contains(strings.ToLower(m.Name), kw)) {
-			continue
-		}
-		out = append(out, m)
 	}
-	if id != "" && len(out) == 0 {
+	if f.id != "" && len(out) == 0 {
 		return nil, ErrEntityNotFound(p.Cmd, "id", p.String("id"))
 	}
 	return ListBody("managementserver", len(out), Paginate(out, start, limit)), nil

@@ -2,13 +2,11 @@ package ops
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"unicode"
 
 	"github.com/stratus-cloud/stratus/cluster"
@@ -210,48 +208,5 @@ func versionParts(v string) []string {
 // status.AppliedIndex, without a request. A server that does not answer
 // (or where another server answers) is left out, which UpgradeCheck reports.
 func PeerApplied(ctx context.Context, client *http.Client, status cluster.Status) map[string]uint64 {
-	out := map[string]uint64{status.ID: status.AppliedIndex}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for _, p := range status.Peers {
-		if !p.Voter || p.ID == status.ID || p.APIURL == "" {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			idx, err := fetchApplied(ctx, client, p.APIURL, p.ID)
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			out[p.ID] = idx
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	return out
-}
-
-func fetchApplied(ctx context.Context, client *http.Client, base, id string) (uint64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/v1/status", nil)
-	if err != nil {
-		return 0, fmt.Errorf("status of %s: %w", id, err)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, fmt.Errorf("status of %s: %w", id, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("status of %s: HTTP %d", id, resp.StatusCode)
-	}
-	var st cluster.Status
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return 0, fmt.Errorf("status of %s: %w", id, err)
-	}
-	if st.ID != id {
-		return 0, fmt.Errorf("status of %s: %s answered at its address", id, st.ID)
-	}
-	return st.AppliedIndex, nil
+	return AppliedIndexes(peerStatuses(ctx, client, status, true))
 }
