@@ -39,7 +39,9 @@ func peerStatuses(ctx context.Context, client *http.Client, status cluster.Statu
 			continue
 		}
 		if p.APIURL == "" {
+			mu.Lock()
 			out[p.ID] = PeerReport{Err: fmt.Errorf("status of %s: no API address known in gossip", p.ID)}
+			mu.Unlock()
 			continue
 		}
 		wg.Add(1)
