@@ -16,6 +16,7 @@ Commands:
   server    run a management server (a Raft member serving the CloudStack API)
   dev       run a local cloud: several servers on loopback, admin keys printed
   agent     run the host agent: register with the servers, run their VMs on libvirt
+  sim       simulate many hosts in one process: real agent loops on in-memory hypervisors
   operator  operator tools: members, raft peers, leadership, snapshots, upgrade checks
   recover   disaster recovery: force a stopped server's raft peers from peers.json
   version   print the build version
@@ -36,6 +37,8 @@ func main() {
 		err = runDev(os.Args[2:])
 	case "agent":
 		err = runAgent(os.Args[2:])
+	case "sim":
+		err = runSim(os.Args[2:])
 	case "operator":
 		err = runOperator(os.Args[2:])
 	case "recover":
