@@ -97,6 +97,7 @@ func New(cfg Config) *Server {
 	s.agentRoutes(r)
 	s.operatorRoute(r)
 	s.metricsRoute(r)
+	s.consoleRoute(r) // last: the catch-all for the web console
 	s.router = r
 	return s
 }

@@ -1,0 +1,1 @@
+// Operator views: owned by the operator console engineer (placeholder).
