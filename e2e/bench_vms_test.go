@@ -121,6 +121,9 @@ func (b *deployBench) deployOne(client, seq int) (accepted, running time.Duratio
 func TestBenchmarkDeploy(t *testing.T) {
 	bin := requireBench(t)
 	start := time.Now()
+	if benchProfileDir() != "" {
+		t.Setenv("STRATUS_PPROF_ADDR", "127.0.0.1:0") // stratus dev passes its environment to its servers
+	}
 	d := startDevCloud(t, bin, benchHosts)
 	t.Logf("e2e: bench dev cloud with %d hosts up in %s", benchHosts, time.Since(start).Round(time.Millisecond))
 	b := &deployBench{d: d, client: &http.Client{Transport: newTransport(), Timeout: 30 * time.Second}}
@@ -137,6 +140,7 @@ func TestBenchmarkDeploy(t *testing.T) {
 	defer cancel()
 	var wg sync.WaitGroup
 	t0 := time.Now()
+	waitProfiles := profileServers(t, d.c, "deploy", benchDeployTime-2*time.Second)
 	for c := 0; c < benchClients; c++ {
 		wg.Add(1)
 		go func(c int) {
@@ -156,6 +160,7 @@ func TestBenchmarkDeploy(t *testing.T) {
 	}
 	wg.Wait()
 	elapsed := time.Since(t0)
+	waitProfiles()
 	sort.Slice(acceptLat, func(i, j int) bool { return acceptLat[i] < acceptLat[j] })
 	sort.Slice(runningLat, func(i, j int) bool { return runningLat[i] < runningLat[j] })
 	var sb strings.Builder

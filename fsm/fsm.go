@@ -50,7 +50,7 @@ func init() {
 		return s.setUserKeys(i, decode[UserKeysSetRequest](UserKeysSetRequestType, b))
 	})
 	register(NoopRequestType, func(*Store, uint64, []byte) error { return nil })
-	// Dispatched by applyEntry itself, which it needs to unwrap the entry.
+	// Dispatched by the batch applier itself, which unwraps the entry.
 	register(OnceRequestType, func(*Store, uint64, []byte) error { return nil })
 	register(TxnRequestType, func(s *Store, i uint64, b []byte) error {
 		return s.applyTxn(i, decode[TxnRequest](TxnRequestType, b))
@@ -92,19 +92,14 @@ func (f *FSM) State() *Store {
 }
 
 // Apply applies one committed log entry. The response is nil or a
-// *StateError.
+// *StateError. Raft calls ApplyBatch (batch.go) instead; this is a batch
+// of one.
 func (f *FSM) Apply(l *raft.Log) any {
-	defer f.setApplied(l.Index)
-	if l.Type != raft.LogCommand {
-		return nil
-	}
-	f.mu.RLock()
-	s := f.state
-	f.mu.RUnlock()
-	return f.applyEntry(s, l.Index, l.Data)
+	return f.ApplyBatch([]*raft.Log{l})[0]
 }
 
-// applyEntry decodes one encoded command and applies it at index.
+// applyEntry decodes one encoded command that is not a transaction or a
+// once-request (batch.go applies those) and applies it at index alone.
 func (f *FSM) applyEntry(s *Store, index uint64, data []byte) any {
 	env, err := DecodeEnvelope(data)
 	if err != nil {
@@ -120,9 +115,6 @@ func (f *FSM) applyEntry(s *Store, index uint64, data []byte) any {
 		// differ from the ones that understood it. Upgrade this node.
 		panic(fmt.Sprintf("fsm: entry %d: %v: %s version %d (this build knows up to version %d)",
 			index, ErrUnknownType, env.Type, env.Version, CommandVersion))
-	}
-	if env.Type == OnceRequestType {
-		return f.applyOnce(s, index, env.Body)
 	}
 	if err := fn(s, index, env.Body); err != nil {
 		return err

@@ -1,7 +1,6 @@
 package fsm
 
 import (
-	"fmt"
 	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -72,38 +71,6 @@ func IsOnce(data []byte) bool {
 
 // maxForgetPerApply bounds the pruning work of one entry.
 const maxForgetPerApply = 256
-
-func (f *FSM) applyOnce(s *Store, index uint64, body []byte) any {
-	req := decode[OnceRequest](OnceRequestType, body)
-	txn := s.db.Txn(false)
-	prev, err := first[AppliedRequest](txn, nil, tableRequests, "id", req.ID)
-	if err != nil {
-		panic(fmt.Sprintf("fsm: entry %d: request lookup: %v", index, err))
-	}
-	if prev != nil {
-		f.logger.Debug("repeated request answered from its first outcome", "request", req.ID, "first_index", prev.Index, "index", index)
-		if prev.Err != nil {
-			return prev.Err
-		}
-		return nil
-	}
-	if env, err := DecodeEnvelope(req.Entry); err == nil && env.Type == OnceRequestType {
-		return stateErr(KindInvalid, "a once-request may not wrap another")
-	}
-	resp := f.applyEntry(s, index, req.Entry)
-	rec := &AppliedRequest{ID: req.ID, Expires: uint64(req.Time.Add(OnceWindow).UnixNano()), Index: index}
-	if se, ok := resp.(*StateError); ok && se != nil {
-		rec.Err = se
-	}
-	wtxn := s.db.Txn(true)
-	defer wtxn.Abort()
-	if err := insert(wtxn, tableRequests, &rec.Indexes, nil, index, rec); err != nil {
-		panic(fmt.Sprintf("fsm: entry %d: remember request: %v", index, err))
-	}
-	forgetRequests(wtxn, uint64(req.Time.UnixNano()))
-	wtxn.Commit()
-	return resp
-}
 
 // forgetRequests drops remembered requests that expired before now (the
 // proposer's clock of the entry being applied, so every replica agrees).

@@ -75,10 +75,8 @@ func mustJSON(v any) json.RawMessage {
 func (s *Store) applyTxn(index uint64, req *TxnRequest) error {
 	txn := s.db.Txn(true)
 	defer txn.Abort()
-	for _, op := range req.Ops {
-		if err := applyOp(txn, index, op); err != nil {
-			return err
-		}
+	if _, err := applyOps(txn, index, req.Ops); err != nil {
+		return err
 	}
 	txn.Commit()
 	return nil

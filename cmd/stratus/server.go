@@ -43,6 +43,7 @@ type serverFlags struct {
 	fenceCommand                           string
 	minQuorum                              int
 	deadServerThreshold                    time.Duration
+	pprofAddr                              string
 	tls                                    tlsFlags
 }
 
@@ -98,6 +99,7 @@ func parseServerFlags(args []string) (*serverFlags, error) {
 	fs.StringVar(&f.fenceCommand, "fence-command", envOr("FENCE_COMMAND", ""), "fence script of hosts whose HA provider is command; it must exit 0 only once the host is off (env STRATUS_FENCE_COMMAND)")
 	fs.IntVar(&f.minQuorum, "min-quorum", envInt("MIN_QUORUM", cluster.DefaultMinQuorum), "fewest voters autopilot and remove-peer leave in the Raft configuration: a dead server goes only once a replacement keeps this many (env STRATUS_MIN_QUORUM)")
 	fs.DurationVar(&f.deadServerThreshold, "dead-server-threshold", envDuration("DEAD_SERVER_THRESHOLD", cluster.DefaultDeadServerThreshold), "how long a voter must be unseen in gossip before autopilot removes it (env STRATUS_DEAD_SERVER_THRESHOLD)")
+	fs.StringVar(&f.pprofAddr, "pprof-addr", envOr("PPROF_ADDR", ""), "serve Go's pprof profiles on this address (host:port; no host means 127.0.0.1; port 0 picks one, written to <data-dir>/pprof-addr); off when empty (env STRATUS_PPROF_ADDR)")
 	f.tls.register(fs, "", true)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -174,6 +176,13 @@ func runServer(args []string) error {
 		return err
 	}
 	logger = logger.With("node_id", id)
+	if f.pprofAddr != "" {
+		stop, err := startPprof(f.pprofAddr, f.dataDir, logger)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	advertise := f.advertise
 	if advertise == "" {
 		advertise = "http://" + f.bind
