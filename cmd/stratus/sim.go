@@ -39,14 +39,15 @@ and are spread over clusters of -hosts-per-cluster hosts; progress is
 printed every -progress.
 
 Hypervisor (-driver):
-  fake     (default) hypervisor.Fake, in memory: about 2 KB and 10 µs per
-           VM start. Measured on this machine kind, libvirt's test driver
-           costs 0.28 ms and 14 KB per connection (10,000 hosts: 2.8 s and
-           135 MB, affordable) but 0.46 ms of CPU and 6.6 KB per domain
-           define+start: 100,000 VMs take 46 s of CPU in libvirt, which on
-           a 2-core benchmark machine is taken from the servers being
-           measured. The fake keeps the simulator out of the figures; the
-           protocol traffic is the same.
+  fake     (default) hypervisor.Fake, in memory. Measured on this machine
+           kind (2 cores): about 4 KB per host and 1 KB and 3 µs per VM
+           (volume + define + start). libvirt's test driver costs 0.28 ms
+           and 14 KB per connection (10,000 hosts: 2.8 s and 135 MB, which
+           is affordable) but 0.46 ms of CPU and 6.6 KB per domain
+           define+start: 100,000 VMs take 46 s of CPU inside libvirt (and
+           660 MB), CPU that on a small benchmark machine is taken from the
+           servers being measured. The fake keeps the simulator out of the
+           figures; the agents' protocol traffic is the same either way.
   libvirt  libvirt's test:/// driver, one host file (and connection) per
            host in -data-dir/hosts/NAME/host.xml, as stratus dev does.
 
@@ -106,7 +107,7 @@ func parseSimFlags(args []string) (*simFlags, error) {
 	fs.StringVar(&f.addressBase, "address-base", "10.128.0.0", "management IPv4 of host number 0; host n gets this address plus n (addresses are unique per zone)")
 	fs.StringVar(&f.dataDir, "data-dir", "", "directory for each host's agent data (DIR/hosts/NAME); default a temporary directory removed at exit. Reuse it to restart the same hosts with their host tokens")
 	fs.StringVar(&f.driver, "driver", "fake", "hypervisor under each agent: fake or libvirt (see above)")
-	fs.StringVar(&f.logLevel, "log-level", "warn", "agents' log level: trace, debug, info, warn or error")
+	fs.StringVar(&f.logLevel, "log-level", "error", "agents' log level: trace, debug, info, warn or error (warn logs every host's start-up lease loss)")
 	fs.IntVar(&f.cpus, "host-cpus", 64, "CPUs of each simulated host")
 	fs.IntVar(&f.mhz, "host-mhz", 2000, "MHz per CPU of each simulated host")
 	fs.IntVar(&f.memGiB, "host-memory-gib", 256, "memory of each simulated host, GiB")

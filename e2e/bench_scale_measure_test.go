@@ -1,0 +1,277 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// latency is p50/p99 of one sampled request kind.
+type latency struct {
+	Name     string
+	Server   string
+	Samples  int
+	Errors   int
+	P50, P99 time.Duration
+	Max      time.Duration
+	Items    int // items in the last page answered
+}
+
+// sampleLatency sends n requests one after the other and returns their
+// latency figures; op returns the number of items it got.
+func sampleLatency(name, server string, n int, op func(i int) (int, error)) latency {
+	l := latency{Name: name, Server: server}
+	var lat []time.Duration
+	for i := 0; i < n; i++ {
+		t0 := time.Now()
+		items, err := op(i)
+		if err != nil {
+			l.Errors++
+			continue
+		}
+		lat = append(lat, time.Since(t0))
+		l.Items = items
+	}
+	sortDurations(lat)
+	l.Samples = len(lat)
+	l.P50, l.P99 = percentile(lat, 0.50), percentile(lat, 0.99)
+	if len(lat) > 0 {
+		l.Max = lat[len(lat)-1]
+	}
+	return l
+}
+
+// measureScaleLists samples listVirtualMachines (pagesize 500, cycling
+// over the first pages) as root admin (listall) and as the tenant, and
+// listHosts (pagesize 500), against each server.
+func measureScaleLists(t *testing.T, c *testCluster, api *scaleAPI, z *scaleZoneIDs, cfg scaleConfig, prof *profiler) []latency {
+	t.Helper()
+	stop := prof.cpu("lists", c)
+	defer stop()
+	var out []latency
+	total, _ := api.count(c.servers[0], c.keys, "listVirtualMachines", url.Values{"listall": {"true"}})
+	tenantTotal, _ := api.count(c.servers[0], z.tenant, "listVirtualMachines", nil)
+	hostTotal, _ := api.count(c.servers[0], c.keys, "listHosts", url.Values{"type": {"Routing"}})
+	pages := func(n int) int { return max(1, min(10, (n+499)/500)) }
+	list := func(s *server, k adminKeys, command, key string, params url.Values, npages int) func(i int) (int, error) {
+		return func(i int) (int, error) {
+			p := url.Values{"pagesize": {"500"}, "page": {strconv.Itoa(i%npages + 1)}}
+			for name, v := range params {
+				p[name] = v
+			}
+			var ans map[string]any
+			if err := api.call(s, k, command, p, &ans); err != nil {
+				return 0, err
+			}
+			items, _ := ans[key].([]any)
+			return len(items), nil
+		}
+	}
+	for _, s := range c.servers {
+		out = append(out,
+			sampleLatency("listVirtualMachines pagesize=500 (root admin, listall)", s.id, cfg.listSamples,
+				list(s, c.keys, "listVirtualMachines", "virtualmachine", url.Values{"listall": {"true"}}, pages(total))),
+			sampleLatency("listVirtualMachines pagesize=500 (tenant)", s.id, cfg.listSamples,
+				list(s, z.tenant, "listVirtualMachines", "virtualmachine", nil, pages(tenantTotal))),
+			sampleLatency("listHosts pagesize=500", s.id, cfg.listSamples,
+				list(s, c.keys, "listHosts", "host", url.Values{"type": {"Routing"}}, pages(hostTotal))))
+	}
+	for _, l := range out {
+		t.Logf("e2e: %s on %s: p50 %s p99 %s max %s (%d samples, %d errors, %d items in a page)", l.Name, l.Server,
+			fmtDur(l.P50), fmtDur(l.P99), fmtDur(l.Max), l.Samples, l.Errors, l.Items)
+	}
+	return out
+}
+
+// procRSS reads VmRSS of pid in bytes, 0 if unknown.
+func procRSS(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			f := strings.Fields(v)
+			if len(f) == 2 {
+				kb, _ := strconv.ParseInt(f[0], 10, 64)
+				return kb << 10
+			}
+		}
+	}
+	return 0
+}
+
+// measureRSS returns the RSS of every running server and of the sim.
+func measureRSS(c *testCluster, sim *proc) map[string]int64 {
+	m := map[string]int64{}
+	for _, s := range c.servers {
+		if s.running() {
+			m[s.id] = procRSS(s.pid())
+		}
+	}
+	m["sim"] = procRSS(sim.pid())
+	return m
+}
+
+// scaleSnapshot is `stratus operator snapshot save` at full size.
+type scaleSnapshot struct {
+	Bytes    int64
+	Duration time.Duration
+	Output   string
+	Err      string
+}
+
+func measureScaleSnapshot(t *testing.T, c *testCluster) scaleSnapshot {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	file := filepath.Join(c.dir, "scale.snap")
+	t0 := time.Now()
+	out, stderr, err := c.operatorCLI(ctx, c.leader(), "snapshot", "save", file)
+	r := scaleSnapshot{Duration: time.Since(t0), Output: strings.TrimSpace(out)}
+	if err != nil {
+		r.Err = fmt.Sprintf("%v: %s", err, strings.TrimSpace(lastLine(stderr)))
+		t.Errorf("snapshot save: %s", r.Err)
+		return r
+	}
+	if fi, err := os.Stat(file); err == nil {
+		r.Bytes = fi.Size()
+	}
+	t.Logf("e2e: snapshot save: %d bytes in %s: %s", r.Bytes, r.Duration.Round(time.Millisecond), r.Output)
+	return r
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
+// scaleJoin is a new server joining at full size.
+type scaleJoin struct {
+	TargetIndex uint64        // the leader's applied index when the server started
+	CaughtUp    time.Duration // start -> its applied index reaches TargetIndex
+	Ready       time.Duration // start -> /v1/ready answers 200 and it is a voter
+	Err         string
+}
+
+// measureScaleJoin starts a 4th server with an empty data dir and times
+// it until it has applied the leader's index of its start (it gets the
+// state as a raft snapshot, then the log after it) and until it is ready.
+func measureScaleJoin(t *testing.T, c *testCluster) scaleJoin {
+	t.Helper()
+	var r scaleJoin
+	leader := c.leader()
+	st, err := c.status(leader)
+	if err != nil {
+		r.Err = err.Error()
+		return r
+	}
+	r.TargetIndex = st.AppliedIndex
+	s := c.addServer(pprofArgs()...)
+	t0 := time.Now()
+	if err := s.start(c.bin); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	err = pollUntil(ctx, func() bool {
+		st, err := c.status(s)
+		return err == nil && st.AppliedIndex >= r.TargetIndex
+	})
+	if err != nil {
+		r.Err = fmt.Sprintf("not caught up with index %d: %v", r.TargetIndex, err)
+		t.Error(r.Err)
+		return r
+	}
+	r.CaughtUp = time.Since(t0)
+	if err := c.waitReady(ctx, s); err != nil {
+		r.Err = err.Error()
+		t.Error(err)
+		return r
+	}
+	if err := c.waitVoters(ctx, s); err != nil {
+		r.Err = err.Error()
+		t.Error(err)
+		return r
+	}
+	r.Ready = time.Since(t0)
+	t.Logf("e2e: join: %s caught up with index %d in %s, ready voter in %s", s.id, r.TargetIndex,
+		r.CaughtUp.Round(time.Millisecond), r.Ready.Round(time.Millisecond))
+	return r
+}
+
+// measureScaleFailover kills the leader (kill -9) cfg.failovers times
+// while writers go through a follower, as TestBenchmarks does, and
+// returns each run's kill -> first successful write.
+func measureScaleFailover(t *testing.T, c *testCluster, cfg scaleConfig) []failoverRun {
+	t.Helper()
+	b := newBencher(c)
+	var runs []failoverRun
+	for i := 0; i < cfg.failovers; i++ {
+		r, err := b.measureFailover(1000 + i)
+		if err != nil {
+			t.Errorf("failover run %d: %v", i+1, err)
+			break
+		}
+		t.Logf("e2e: failover %d: killed %s, first write via %s after %s, errors %v, restarted server ready after %s",
+			i+1, r.killed, r.via, fmtDur(r.firstWrite), r.holdErrors, fmtDur(r.restartReady))
+		runs = append(runs, r)
+	}
+	return runs
+}
+
+// profiler takes CPU profiles of the servers during the phases, through
+// the servers' -pprof-addr (bench_profile_test.go), into a directory.
+type profiler struct {
+	t     *testing.T
+	dir   string
+	files []string
+}
+
+// newProfiler makes the servers of c (not started yet) serve pprof.
+func newProfiler(t *testing.T, c *testCluster, dir string) *profiler {
+	if os.Getenv("STRATUS_BENCH_PROFILE") == "" {
+		t.Setenv("STRATUS_BENCH_PROFILE", dir)
+	}
+	enablePprof(c)
+	return &profiler{t: t, dir: benchProfileDir()}
+}
+
+// pprofArgs are the pprof flags of a server added later.
+func pprofArgs() []string { return []string{"-pprof-addr", "127.0.0.1:0"} }
+
+// cpu profiles every server for 30 s from now (or until the phase ends,
+// whichever is later) and returns the wait for the files.
+func (p *profiler) cpu(phase string, c *testCluster) func() {
+	wait := profileServers(p.t, c, "scale-"+phase, 30*time.Second)
+	return func() {
+		wait()
+		matches, _ := filepath.Glob(filepath.Join(p.dir, "scale-"+phase+"-*.pprof"))
+		sort.Strings(matches)
+		p.files = append(p.files, matches...)
+		for _, f := range matches {
+			p.t.Logf("e2e: CPU profile %s, top functions:\n%s", f, pprofTop(c.bin, f))
+		}
+	}
+}
+
+// pprofTop is `go tool pprof -top` of a profile, cut to 25 lines.
+func pprofTop(bin, file string) string {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		return "(go not found: " + err.Error() + ")"
+	}
+	out, err := exec.Command(goBin, "tool", "pprof", "-top", "-nodecount=25", bin, file).CombinedOutput()
+	if err != nil {
+		return fmt.Sprintf("(pprof: %v: %s)", err, out)
+	}
+	return string(out)
+}

@@ -1,0 +1,159 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"runtime"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+// scaleReport is everything TestBenchmarkScale measured; it is printed as
+// a table and written as JSON to $STRATUS_SCALE_OUT.
+type scaleReport struct {
+	Command       string           `json:"command"`
+	Started       time.Time        `json:"started"`
+	Machine       string           `json:"machine"`
+	Hosts         int              `json:"hosts"`
+	VMsWanted     int              `json:"vms_wanted"`
+	Clients       int              `json:"clients"`
+	HostsUp       time.Duration    `json:"hosts_up_ns"`
+	Deploy        scaleDeploy      `json:"deploy"`
+	VMsRunning    int              `json:"vms_running"`
+	Lists         []latency        `json:"lists"`
+	RSSAfterHosts map[string]int64 `json:"rss_after_hosts_bytes"`
+	RSS           map[string]int64 `json:"rss_after_deploy_bytes"`
+	RSSEnd        map[string]int64 `json:"rss_end_bytes"`
+	Snapshot      scaleSnapshot    `json:"snapshot"`
+	Failover      []failoverRun    `json:"-"`
+	FailoverRuns  []scaleFailover  `json:"failover"`
+	Join          scaleJoin        `json:"join"`
+	Profiles      []string         `json:"profiles"`
+}
+
+// scaleFailover is failoverRun in the JSON.
+type scaleFailover struct {
+	Killed       string         `json:"killed"`
+	Via          string         `json:"via"`
+	FirstWrite   time.Duration  `json:"first_write_ns"`
+	Errors       map[string]int `json:"errors"`
+	RestartReady time.Duration  `json:"restart_ready_ns"`
+}
+
+func mib(b int64) string { return fmt.Sprintf("%d MiB", b>>20) }
+
+// worst returns the highest p99 of the latencies named name.
+func worst(ls []latency, prefix string) time.Duration {
+	var w time.Duration
+	for _, l := range ls {
+		if strings.HasPrefix(l.Name, prefix) && l.P99 > w {
+			w = l.P99
+		}
+	}
+	return w
+}
+
+// verdict prints a goal's status.
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "NOT met"
+}
+
+func (r *scaleReport) print(t *testing.T, cfg scaleConfig) {
+	r.Machine = fmt.Sprintf("%d CPUs (%s), %s", runtime.NumCPU(), cpuModel(), runtime.Version())
+	for _, f := range r.Failover {
+		r.FailoverRuns = append(r.FailoverRuns, scaleFailover{Killed: f.killed, Via: f.via, FirstWrite: f.firstWrite,
+			Errors: f.holdErrors, RestartReady: f.restartReady})
+	}
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "\n## Scale benchmark (%s)\n\n", r.Started.Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(&sb, "- command: `%s`\n- machine: %s\n", r.Command, r.Machine)
+	fmt.Fprintf(&sb, "- 3 servers; `stratus sim` with %d hosts (real agent loops on hypervisor.Fake, %d per cluster); %d clients deploying `scale-tiny` VMs (every %d-th as a tenant), polling jobs every %s\n\n",
+		r.Hosts, cfg.perCluster, r.Clients, cfg.tenantEvery, cfg.pollEvery)
+	d := r.Deploy
+	fmt.Fprintf(&sb, "| figure | value |\n|---|---|\n")
+	fmt.Fprintf(&sb, "| hosts registered and Up (from sim start) | %d in %s |\n", r.Hosts, fmtDur(r.HostsUp))
+	fmt.Fprintf(&sb, "| VMs deployed Running / wanted / failed | %d / %d / %d (%d as the tenant; listVirtualMachines state=Running counts %d)%s |\n",
+		d.Done, r.VMsWanted, d.Failed, d.TenantVMs, r.VMsRunning, map[bool]string{true: " (deploy time limit hit)", false: ""}[d.TimedOut])
+	fmt.Fprintf(&sb, "| placements/s (whole phase, %s) | %.0f |\n", fmtDur(d.Elapsed), d.PerSecond)
+	fmt.Fprintf(&sb, "| placements/s per 10 s window: min / median (first and last left out) | %.0f / %.0f |\n", d.WindowMin, d.WindowMedian)
+	fmt.Fprintf(&sb, "| deploy accepted p50 / p99 | %s / %s |\n", fmtDur(d.AcceptP50), fmtDur(d.AcceptP99))
+	fmt.Fprintf(&sb, "| deploy -> job done (VM Running) p50 / p99 | %s / %s |\n", fmtDur(d.RunningP50), fmtDur(d.RunningP99))
+	for _, l := range r.Lists {
+		fmt.Fprintf(&sb, "| %s on %s: p50 / p99 / max | %s / %s / %s (%d samples, %d errors) |\n", l.Name, l.Server,
+			fmtDur(l.P50), fmtDur(l.P99), fmtDur(l.Max), l.Samples, l.Errors)
+	}
+	for _, phase := range []struct {
+		name string
+		m    map[string]int64
+	}{{"RSS with hosts Up, no VMs", r.RSSAfterHosts}, {"RSS after the deploys", r.RSS}, {"RSS at the end", r.RSSEnd}} {
+		keys := make([]string, 0, len(phase.m))
+		for k := range phase.m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var parts []string
+		for _, k := range keys {
+			parts = append(parts, k+" "+mib(phase.m[k]))
+		}
+		fmt.Fprintf(&sb, "| %s | %s |\n", phase.name, strings.Join(parts, ", "))
+	}
+	fmt.Fprintf(&sb, "| snapshot save (operator, from the leader) | %s in %s %s |\n", mib(r.Snapshot.Bytes), fmtDur(r.Snapshot.Duration), r.Snapshot.Err)
+	for i, f := range r.FailoverRuns {
+		fmt.Fprintf(&sb, "| failover %d: kill -9 %s -> first write via %s | %s (errors %v; killed server ready again after %s) |\n",
+			i+1, f.Killed, f.Via, fmtDur(f.FirstWrite), f.Errors, fmtDur(f.RestartReady))
+	}
+	fmt.Fprintf(&sb, "| new server joins: caught up with index %d / ready voter | %s / %s %s |\n", r.Join.TargetIndex,
+		fmtDur(r.Join.CaughtUp), fmtDur(r.Join.Ready), r.Join.Err)
+	fmt.Fprintf(&sb, "\nplacements/s per 10 s window: %s\n", fmtRates(d.Windows))
+	if len(d.Errors) > 0 {
+		fmt.Fprintf(&sb, "\ndeploy errors: %v\n", d.Errors)
+	}
+	sb.WriteString(r.goals())
+	if len(r.Profiles) > 0 {
+		fmt.Fprintf(&sb, "\nCPU profiles (go tool pprof -top %s FILE):\n", "bin/stratus")
+		for _, p := range r.Profiles {
+			fmt.Fprintf(&sb, "- %s\n", p)
+		}
+	}
+	fmt.Print(sb.String())
+	t.Log(sb.String())
+	if cfg.outPath != "" {
+		b, _ := json.MarshalIndent(r, "", "  ")
+		if err := os.WriteFile(cfg.outPath, append(b, '\n'), 0o644); err != nil {
+			t.Errorf("write %s: %v", cfg.outPath, err)
+		}
+	}
+}
+
+// goals compares the figures with the goals of issue 7.
+func (r *scaleReport) goals() string {
+	var sb strings.Builder
+	var maxRSS int64
+	for k, v := range r.RSSEnd {
+		if k != "sim" && v > maxRSS {
+			maxRSS = v
+		}
+	}
+	for _, v := range r.RSS {
+		maxRSS = max(maxRSS, v)
+	}
+	var worstFail time.Duration
+	for _, f := range r.FailoverRuns {
+		worstFail = max(worstFail, f.FirstWrite)
+	}
+	p99 := worst(r.Lists, "listVirtualMachines")
+	fmt.Fprintf(&sb, "\nGoals of issue 7 (at %d hosts / %d VMs wanted):\n\n| goal | measured | |\n|---|---|---|\n", r.Hosts, r.VMsWanted)
+	fmt.Fprintf(&sb, "| every server under 4 GiB RSS | largest server %s | %s |\n", mib(maxRSS), verdict(maxRSS > 0 && maxRSS < 4<<30))
+	fmt.Fprintf(&sb, "| listVirtualMachines pagesize 500 p99 < 100 ms | worst p99 %s | %s |\n", fmtDur(p99), verdict(p99 > 0 && p99 < 100*time.Millisecond))
+	fmt.Fprintf(&sb, "| deployVirtualMachine >= 1,000 placements/s sustained | %.0f/s (slowest window %.0f/s) | %s |\n",
+		r.Deploy.PerSecond, r.Deploy.WindowMin, verdict(r.Deploy.PerSecond >= 1000))
+	fmt.Fprintf(&sb, "| new server catches up < 30 s | %s | %s |\n", fmtDur(r.Join.CaughtUp), verdict(r.Join.CaughtUp > 0 && r.Join.CaughtUp < 30*time.Second))
+	fmt.Fprintf(&sb, "| failover < 3 s | worst %s of %d | %s |\n", fmtDur(worstFail), len(r.FailoverRuns), verdict(worstFail > 0 && worstFail < 3*time.Second))
+	return sb.String()
+}

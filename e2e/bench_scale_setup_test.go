@@ -1,0 +1,189 @@
+package e2e
+
+import (
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/cloudstack-go/v2/cloudstack"
+)
+
+// Names of the scale benchmark's zone.
+const (
+	scaleZone    = "scale-zone"
+	scalePod     = "scale-pod"
+	scaleCluster = "scale-cluster-%d"
+)
+
+// scaleZoneIDs is what the deploys need, and the tenant that deploys too.
+type scaleZoneIDs struct {
+	zone, offering, template string
+	tenant                   adminKeys
+}
+
+// setupScaleZone makes the zone through the API as an operator would: a
+// zone and pod, one zone-wide primary pool big enough for every VM, an
+// image store, a tiny offering (1 CPU, 128 MiB: ten VMs per host use
+// little of a 64-CPU, 256 GiB simulated host), a template served from
+// loopback and downloaded, and a tenant account with keys. The clusters
+// come from stratus sim itself (it adds them with the admin keys).
+func setupScaleZone(t *testing.T, c *testCluster, api *scaleAPI) *scaleZoneIDs {
+	t.Helper()
+	start := time.Now()
+	cs := newSDK(c.servers[0].apiURL(), c.keys)
+	images := newImageServer(t)
+	images.sendHalf()
+	images.sendRest()
+	if _, err := cs.Configuration.UpdateConfiguration(allowInternalSites(cs, "127.0.0.0/8")); err != nil {
+		t.Fatalf("allow loopback image downloads: %v", err)
+	}
+	zp := cs.Zone.NewCreateZoneParams("8.8.8.8", "10.0.0.1", scaleZone, "Advanced")
+	zp.SetGuestcidraddress("10.1.0.0/16")
+	zp.SetAllocationstate("Enabled")
+	zone, err := cs.Zone.CreateZone(zp)
+	if err != nil {
+		t.Fatalf("createZone %s: %v", scaleZone, err)
+	}
+	pp := cs.Pod.NewCreatePodParams(scalePod, zone.Id)
+	pp.SetGateway("10.0.0.1")
+	pp.SetNetmask("255.255.255.0")
+	pp.SetStartip("10.0.0.100")
+	pp.SetEndip("10.0.0.200")
+	if _, err := cs.Pod.CreatePod(pp); err != nil {
+		t.Fatalf("createPod: %v", err)
+	}
+	sp := cs.Pool.NewCreateStoragePoolParams("scale-primary", "nfs://127.0.0.1/export/scale-primary", zone.Id)
+	sp.SetScope("zone")
+	sp.SetHypervisor("KVM")
+	sp.SetCapacitybytes(int64(1) << 50)
+	if _, err := cs.Pool.CreateStoragePool(sp); err != nil {
+		t.Fatalf("createStoragePool scope=zone: %v", err)
+	}
+	ip := cs.ImageStore.NewAddImageStoreParams("NFS")
+	ip.SetName("scale-secondary")
+	ip.SetUrl("nfs://127.0.0.1/export/scale-secondary")
+	ip.SetZoneid(zone.Id)
+	if _, err := cs.ImageStore.AddImageStore(ip); err != nil {
+		t.Fatalf("addImageStore: %v", err)
+	}
+	op := cs.ServiceOffering.NewCreateServiceOfferingParams("1 CPU, 128 MiB", "scale-tiny")
+	op.SetCpunumber(1)
+	op.SetCpuspeed(500)
+	op.SetMemory(128)
+	off, err := cs.ServiceOffering.CreateServiceOffering(op)
+	if err != nil {
+		t.Fatalf("createServiceOffering scale-tiny: %v", err)
+	}
+	z := &scaleZoneIDs{zone: zone.Id, offering: off.Id}
+	z.template = registerScaleTemplate(t, cs, images, zone.Id)
+	z.tenant = createScaleTenant(t, cs)
+	t.Logf("e2e: scale zone set up in %s", time.Since(start).Round(time.Millisecond))
+	return z
+}
+
+func registerScaleTemplate(t *testing.T, cs *cloudstack.CloudStackClient, images *imageServer, zoneID string) string {
+	t.Helper()
+	types, err := cs.GuestOS.ListOsTypes(cs.GuestOS.NewListOsTypesParams())
+	if err != nil {
+		t.Fatalf("listOsTypes: %v", err)
+	}
+	var osType string
+	for _, ot := range types.OsTypes {
+		if strings.Contains(ot.Description, "Ubuntu") {
+			osType = ot.Id
+			break
+		}
+	}
+	tp := cs.Template.NewRegisterTemplateParams("a small qcow2 for the scale benchmark", "QCOW2", "KVM", "scale-template",
+		images.add("scale.qcow2", testQcow2()))
+	tp.SetZoneid(zoneID)
+	tp.SetOstypeid(osType)
+	tp.SetIspublic(true)
+	tp.SetIsfeatured(true)
+	r, err := cs.Template.RegisterTemplate(tp)
+	if err != nil || len(r.RegisterTemplate) != 1 {
+		t.Fatalf("registerTemplate: %+v, %v", r, err)
+	}
+	id := r.RegisterTemplate[0].Id
+	checkTemplateDownloaded(t, "scale template", waitTemplateSettled(t, cs, "all", id, zoneID))
+	return id
+}
+
+// createScaleTenant makes a user account in ROOT with its own keys.
+func createScaleTenant(t *testing.T, cs *cloudstack.CloudStackClient) adminKeys {
+	t.Helper()
+	roots, err := cs.Domain.ListDomains(cs.Domain.NewListDomainsParams())
+	if err != nil || len(roots.Domains) == 0 {
+		t.Fatalf("listDomains: %+v, %v", roots, err)
+	}
+	p := cs.Account.NewCreateAccountParams("tenant@example.com", "Scale", "Tenant", "scale-tenant-password-1", "scaletenant")
+	p.SetAccount("scale-tenant")
+	p.SetDomainid(roots.Domains[0].Id)
+	p.SetAccounttype(0)
+	a, err := cs.Account.CreateAccount(p)
+	if err != nil || len(a.User) != 1 {
+		t.Fatalf("createAccount scale-tenant: %+v, %v", a, err)
+	}
+	k, err := cs.User.RegisterUserKeys(cs.User.NewRegisterUserKeysParams(a.User[0].Id))
+	if err != nil || k.Apikey == "" || k.Secretkey == "" {
+		t.Fatalf("registerUserKeys scaletenant: %+v, %v", k, err)
+	}
+	return adminKeys{APIKey: k.Apikey, SecretKey: k.Secretkey}
+}
+
+// startScaleSim starts `stratus sim` for every host, talking to all three
+// servers (each host starts at a different one) and adding the clusters.
+func startScaleSim(t *testing.T, c *testCluster, z *scaleZoneIDs, cfg scaleConfig) *proc {
+	t.Helper()
+	var urls []string
+	for _, s := range c.servers {
+		urls = append(urls, s.baseURL())
+	}
+	p := &proc{name: "stratus-sim", logPath: filepath.Join(c.dir, "sim.log"),
+		env: []string{"STRATUS_CLUSTER_SECRET=" + testSecret, "STRATUS_API_KEY=" + c.keys.APIKey, "STRATUS_SECRET_KEY=" + c.keys.SecretKey},
+		args: []string{"sim", "-hosts", fmt.Sprint(cfg.hosts), "-servers", strings.Join(urls, ","),
+			"-zone", scaleZone, "-pod", scalePod, "-cluster", scaleCluster, "-hosts-per-cluster", fmt.Sprint(cfg.perCluster),
+			"-host-cpus", fmt.Sprint(cfg.hostCPUs), "-host-memory-gib", fmt.Sprint(cfg.hostMemGiB),
+			"-ramp", cfg.simRamp, "-progress", "5s", "-data-dir", filepath.Join(c.dir, "sim")}}
+	t.Cleanup(func() {
+		p.kill9()
+		if t.Failed() {
+			t.Logf("e2e: log of %s (last %d lines):\n%s", p.name, logTailOnError, p.logTail(logTailOnError))
+		}
+	})
+	if err := p.start(c.bin); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// waitScaleHostsUp waits until every simulated host is Up in the API and
+// returns how long that took from the sim's start.
+func waitScaleHostsUp(t *testing.T, c *testCluster, api *scaleAPI, z *scaleZoneIDs, sim *proc, cfg scaleConfig) time.Duration {
+	t.Helper()
+	start := time.Now()
+	limit := 2*time.Minute + time.Duration(cfg.hosts)*30*time.Millisecond
+	last, lastLog := -1, time.Now()
+	for {
+		if err := sim.crashed(); err != nil {
+			t.Fatal(err)
+		}
+		n, err := api.count(c.servers[0], c.keys, "listHosts", url.Values{"zoneid": {z.zone}, "state": {"Up"}, "type": {"Routing"}})
+		if err == nil && n >= cfg.hosts {
+			d := time.Since(start)
+			t.Logf("e2e: all %d simulated hosts Up in %s", cfg.hosts, d.Round(time.Millisecond))
+			return d
+		}
+		if err == nil && (n != last && time.Since(lastLog) > 10*time.Second) {
+			t.Logf("e2e: %d of %d hosts Up after %s", n, cfg.hosts, time.Since(start).Round(time.Second))
+			last, lastLog = n, time.Now()
+		}
+		if time.Since(start) > limit {
+			t.Fatalf("only %d of %d hosts Up after %s (last error %v)", n, cfg.hosts, limit, err)
+		}
+		time.Sleep(time.Second)
+	}
+}
