@@ -6,7 +6,7 @@ LDFLAGS := -X main.version=$(VERSION)
 BIN := bin/stratus
 DEV_DIR ?= .run/dev-cloud
 
-.PHONY: all build run deps test unit fuzz e2e bench bench-scale soak check fmt vet imports clean
+.PHONY: all build run deps test unit fuzz e2e bench bench-scale soak screenshots check fmt vet imports clean
 
 all: build
 
@@ -62,6 +62,11 @@ bench-scale: build deps
 # double-run checker; STRATUS_SOAK_ROUNDS=N for another count.
 soak: build
 	STRATUS_SOAK=1 STRATUS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -v -timeout 60m -run TestSoak ./e2e/
+
+# The web console's screenshots in docs/img (console-*.png), taken by its
+# browser test (TestConsole, headless Chromium) on a fresh dev cloud.
+screenshots: build
+	STRATUS_E2E=1 STRATUS_SCREENSHOTS_DIR=$(CURDIR)/docs/img STRATUS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -v -timeout 5m -run '^TestConsole$$' ./e2e/
 
 check: fmt vet imports
 
