@@ -1,0 +1,143 @@
+// Shared pieces of the tenant views: a list page (search, filters, paging,
+// live refresh) and async actions with progress and clear errors.
+
+import { h, table, pager, field, showError, notify, jobProgress, loading, debounce, confirmAction, isTransitional } from '../core/ui.js';
+import { call, callAsync, itemKey } from '../core/api.js';
+
+export const PAGE_SIZE = 20;
+
+// listView renders a searchable, filterable, paged table of a list command
+// into host and answers {reload()}. filters: [{name, label, options}].
+export function listView(host, { name, command, params = () => ({}), columns, filters = [], search = true, onRow, empty, pollWhile, searchLabel = 'Search' }) {
+  const state = { page: 1, keyword: '', filter: {} };
+  const tableBox = h('div', { class: 'table-wrap' }, loading());
+  const pagerBox = h('div');
+  const controls = [];
+  if (search) {
+    const s = field({ label: searchLabel, name: 'keyword', type: 'search', placeholder: 'Name, state, address…' });
+    s.classList.add('search');
+    s.control.addEventListener('input', debounce(() => {
+      state.keyword = s.control.value.trim();
+      state.page = 1;
+      reload();
+    }, 300));
+    controls.push(s);
+  }
+  for (const f of filters) {
+    const sel = field({ label: f.label, name: `filter-${f.name}`, type: 'select', options: [{ value: '', label: 'All' }, ...f.options] });
+    sel.control.addEventListener('change', () => {
+      state.filter[f.name] = sel.control.value;
+      state.page = 1;
+      reload();
+    });
+    controls.push(sel);
+  }
+  const refresh = h('button', { type: 'button', class: 'btn', 'data-action': 'refresh', onclick: () => reload() }, 'Refresh');
+  host.replaceChildren(h('div', { class: 'toolbar' }, controls, h('div', { class: 'spacer' }), refresh), tableBox, pagerBox);
+
+  let timer = null;
+  let seq = 0;
+  async function reload() {
+    const my = ++seq;
+    clearTimeout(timer);
+    let r;
+    try {
+      r = await call(command, { ...params(), ...state.filter, keyword: state.keyword, page: state.page, pagesize: PAGE_SIZE });
+    } catch (err) {
+      if (my !== seq || !host.isConnected) return;
+      tableBox.replaceChildren(h('div', { class: 'empty' }, h('p', {}, 'The list could not be loaded.'),
+        h('button', { type: 'button', class: 'btn', onclick: () => reload() }, 'Retry')));
+      showError(err);
+      return;
+    }
+    if (my !== seq || !host.isConnected) return;
+    const rows = r[itemKey(command)];
+    if (rows.length === 0 && state.page > 1) {
+      state.page -= 1;
+      reload();
+      return;
+    }
+    const filtered = state.keyword || Object.values(state.filter).some(Boolean);
+    tableBox.replaceChildren(table({ name, columns, rows, onRow, empty: filtered ? 'Nothing matches the search or filters.' : empty }));
+    pagerBox.replaceChildren(r.count > PAGE_SIZE || state.page > 1 ? pager({ page: state.page, pagesize: PAGE_SIZE, count: r.count, onPage: (p) => { state.page = p; reload(); } }) : h('div', { class: 'pager' }, h('span', { class: 'pager-info' }, `${r.count} item${r.count === 1 ? '' : 's'}`)));
+    const busy = pollWhile ? pollWhile(rows) : rows.some((x) => isTransitional(x.state));
+    if (busy) timer = setTimeout(() => host.isConnected && reload(), 2000);
+  }
+  reload();
+  return { reload, stop: () => clearTimeout(timer) };
+}
+
+// runJob runs an async command with its progress in box (a container of
+// job progress bars), shows the error in words if it fails and answers the
+// job result, or undefined on failure.
+export async function runJob(box, label, command, params, { success, confirm } = {}) {
+  if (confirm && !(await confirmAction(confirm))) return undefined;
+  const slot = h('div');
+  box.prepend(slot);
+  const jp = jobProgress(slot, label);
+  try {
+    const res = await callAsync(command, params, (p) => jp.update(p));
+    jp.done(res);
+    if (success) notify(success);
+    setTimeout(() => slot.remove(), 8000);
+    return res || {};
+  } catch (err) {
+    jp.fail(err);
+    showError(err);
+    return undefined;
+  }
+}
+
+// runSync runs a sync command with the button busy meanwhile.
+export async function runSync(btn, command, params, { success, confirm } = {}) {
+  if (confirm && !(await confirmAction(confirm))) return undefined;
+  const old = btn ? btn.textContent : '';
+  if (btn) {
+    btn.disabled = true;
+    btn.textContent = `${old}…`;
+  }
+  try {
+    const r = await call(command, params);
+    if (success) notify(success);
+    return r;
+  } catch (err) {
+    showError(err);
+    return undefined;
+  } finally {
+    if (btn) {
+      btn.disabled = false;
+      btn.textContent = old;
+    }
+  }
+}
+
+export function link(href, text, sub) {
+  return [h('a', { href, class: 'cell-name' }, text), sub ? h('span', { class: 'cell-sub' }, sub) : null];
+}
+
+// utf8ToBase64 encodes text for CloudStack's base64 userdata.
+export function utf8ToBase64(text) {
+  const bytes = new TextEncoder().encode(text);
+  let bin = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(bin);
+}
+
+export function base64ToUtf8(b64) {
+  try {
+    const bin = atob(b64);
+    return new TextDecoder().decode(Uint8Array.from(bin, (c) => c.charCodeAt(0)));
+  } catch {
+    return b64;
+  }
+}
+
+export async function zoneOptions() {
+  try {
+    const r = await call('listZones');
+    return r.zone.map((z) => ({ value: z.id, label: z.name }));
+  } catch (err) {
+    showError(err);
+    return [];
+  }
+}
