@@ -449,3 +449,44 @@ export function debounce(fn, ms = 300) {
     t = setTimeout(() => fn(...a), ms);
   };
 }
+
+// formDialog shows a modal form built from field() specs and answers its
+// values when submitted (after inline validation), or null when cancelled.
+// check(values) may answer {name: message} for more validation.
+export function formDialog({ title, text, fields, submit = 'Save', check, danger = false }) {
+  const before = document.activeElement;
+  return new Promise((resolve) => {
+    const tid = nextId('dlg');
+    const ok = h('button', { type: 'submit', class: `btn ${danger ? 'btn-danger' : 'btn-primary'}`, 'data-action': 'confirm' }, submit);
+    const cancel = h('button', { type: 'button', class: 'btn', 'data-action': 'cancel' }, 'Cancel');
+    const form = h('form', { novalidate: true }, text ? h('p', { class: 'modal-text' }, text) : null, fields.map((f) => field(f)), h('div', { class: 'modal-actions' }, cancel, ok));
+    const dlg = h('div', { class: 'modal', role: 'dialog', 'aria-modal': 'true', 'aria-labelledby': tid }, h('h2', { id: tid, class: 'modal-title' }, title), form);
+    const backdrop = h('div', { class: 'modal-backdrop' }, dlg);
+    const close = (v) => {
+      backdrop.remove();
+      document.removeEventListener('keydown', onKey, true);
+      if (before && before.focus) before.focus();
+      resolve(v);
+    };
+    const onKey = (e) => {
+      if (e.key === 'Escape') {
+        e.preventDefault();
+        close(null);
+      } else if (e.key === 'Tab') {
+        const f = [...dlg.querySelectorAll('input, select, textarea, button')].filter((x) => !x.disabled && x.offsetParent !== null);
+        const i = f.indexOf(document.activeElement);
+        e.preventDefault();
+        f[(i + (e.shiftKey ? f.length - 1 : 1) + f.length) % f.length].focus();
+      }
+    };
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      if (validate(form, check)) close(formValues(form));
+    });
+    cancel.addEventListener('click', () => close(null));
+    document.addEventListener('keydown', onKey, true);
+    document.body.appendChild(backdrop);
+    const first = form.querySelector('input, select, textarea');
+    (first || ok).focus();
+  });
+}

@@ -192,7 +192,7 @@ route('/vms/:id', {
             { key: 'created', label: 'When', render: (e) => fmtDate(e.created) },
             { key: 'type', label: 'Event', render: (e) => h('span', { class: 'mono' }, e.type) },
             { key: 'level', label: 'Level', render: (e) => badge(e.level === 'ERROR' ? 'Error' : e.level === 'WARN' ? 'Alert' : e.level) },
-            { key: 'description', label: 'Description' },
+            { key: 'description', label: 'Description', class: 'wrap' },
             { key: 'username', label: 'By' },
           ],
           empty: 'No events recorded for this VM.',
