@@ -370,7 +370,8 @@ func (tb *tab) choose(t *testing.T, name, value string) {
 		const els = [...document.querySelectorAll('[name="' + name + '"]')];
 		const sel = els.find(e => e.tagName === 'SELECT');
 		if (sel) {
-			if (![...sel.options].some(o => o.value === value) || sel.disabled) return false;
+			if (![...sel.options].some(o => o.value === value && !o.disabled) || sel.disabled) return false;
+			if (sel.value === value) return 'select'; // already chosen: a user's pick fires no change
 			sel.value = value;
 			sel.dispatchEvent(new Event('input', {bubbles: true}));
 			sel.dispatchEvent(new Event('change', {bubbles: true}));
@@ -388,9 +389,20 @@ func (tb *tab) screenshot(t *testing.T, name string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(tb.ctx, uiTimeout)
 	defer cancel()
-	// Let the page settle its layout and any transition before the picture.
-	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](
-		`new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))`, chromedp.EvalAwaitPromise)); err != nil {
+	// A view the test photographs has finished rendering: it must not show
+	// a value the code failed to fill in.
+	if junk := evalJS[[]string](t, tb, junkTextJS); len(junk) > 0 {
+		t.Errorf("%s: the %s view shows placeholder text where values belong: %q", tb.name, name, junk)
+	}
+	// For the picture only: the page from its top, without the toasts of
+	// earlier steps (they fade after a few seconds anyway), after the layout
+	// has settled.
+	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`new Promise(r => {
+		window.scrollTo(0, 0);
+		const toasts = document.getElementById('toasts');
+		if (toasts) toasts.replaceChildren();
+		requestAnimationFrame(() => requestAnimationFrame(r));
+	})`, chromedp.EvalAwaitPromise)); err != nil {
 		t.Fatalf("%s: screenshot %s: %v", tb.name, name, err)
 	}
 	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
@@ -403,6 +415,21 @@ func (tb *tab) screenshot(t *testing.T, name string) {
 	}
 	t.Logf("e2e: screenshot %s (%d KiB)", path, len(png)/1024)
 }
+
+// junkTextJS lists the visible text nodes that are only "null",
+// "undefined", "NaN" or "[object Object]": a value rendered without a
+// check, which a user sees as garbage.
+const junkTextJS = `(() => {
+	const out = [];
+	const w = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+	for (let n = w.nextNode(); n; n = w.nextNode()) {
+		const t = n.textContent.trim();
+		if (/^(null|undefined|NaN|\[object Object\])$/.test(t) && n.parentElement && n.parentElement.getClientRects().length) {
+			out.push(t + ' in <' + n.parentElement.tagName.toLowerCase() + ' class="' + n.parentElement.className + '">');
+		}
+	}
+	return out;
+})()`
 
 // jsString quotes s as a JavaScript string literal.
 func jsString(s string) string {

@@ -213,6 +213,11 @@ func (c *consoleRun) testDeployAndStop(t *testing.T) {
 	tb.choose(t, "diskofferingid", c.r.diskOffering)
 	const name = "console-vm"
 	tb.typeText(t, "[name=name]", name)
+	for _, f := range [][2]string{{"zoneid", c.r.zone}, {"templateid", c.r.template}, {"serviceofferingid", c.r.offering}, {"diskofferingid", c.r.diskOffering}} {
+		if got := evalJS[string](t, tb, fmt.Sprintf(`document.querySelector('[name=%s]').value`, f[0])); got != f[1] {
+			t.Errorf("the wizard's %s is %q after the picks; want %s", f[0], got, f[1])
+		}
+	}
 	tb.screenshot(t, "deploy")
 
 	// The job box may show only briefly on a fast cloud: watch the DOM for it.
@@ -259,7 +264,13 @@ func (c *consoleRun) testDeployAndStop(t *testing.T) {
 		t.Errorf("host %s (%s) has the VM's domain in power state %q; want Running", host.name, vm.Hostid, power)
 	}
 	tb.screenshot(t, "vm")
+	c.stopFromPage(t, id, host)
+}
 
+// stopFromPage stops the VM with its page's Stop button.
+func (c *consoleRun) stopFromPage(t *testing.T, id string, host *simHost) {
+	tb := c.admin
+	state := `[data-page=vms-id] [data-field=state]`
 	tb.click(t, `[data-page=vms-id] button[data-action=stop]`)
 	tb.confirmIfAsked(t, fmt.Sprintf(`%s !== 'Running'`, textOf(state)))
 	tb.waitFor(t, "the VM page to show Stopped", 60*time.Second, fmt.Sprintf(`%s === 'Stopped'`, textOf(state)))
@@ -376,6 +387,14 @@ func (c *consoleRun) testClusterLeaderKill(t *testing.T) {
 	if !c.signedIn {
 		t.Skip("needs the admin signed in (Login failed)")
 	}
+	ms, err := c.r.cs.Management.ListManagementServers(c.r.cs.Management.NewListManagementServersParams())
+	if err != nil || len(ms.ManagementServers) != 3 {
+		t.Fatalf("listManagementServers: %+v, %v; want 3 servers", ms, err)
+	}
+	rowOf := map[string]string{} // server name (node ID) -> its row's data-id
+	for _, m := range ms.ManagementServers {
+		rowOf[m.Name] = m.Id
+	}
 	tb := c.admin
 	tb.click(t, `a[href="#/admin/cluster"]`)
 	tb.waitHash(t, "#/admin/cluster")
@@ -385,42 +404,51 @@ func (c *consoleRun) testClusterLeaderKill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows := `table[data-table=managementservers] tr[data-id]`
-	tb.waitFor(t, "3 servers Up", uiTimeout, fmt.Sprintf(
-		`[...document.querySelectorAll(%s)].filter(r => (r.querySelector('[data-field=state]') || {}).textContent.trim() === 'Up').length === 3`, jsString(rows)))
-	tb.waitFor(t, "the leader "+leader.id, uiTimeout, fmt.Sprintf(`%s.includes(%s)`, textOf(`[data-field=leader]`), jsString(leader.id)))
-	leaderRole := fmt.Sprintf(`(() => { const r = [...document.querySelectorAll(%s)].find(r => (r.querySelector('[data-field=name]') || {}).textContent.trim() === %s);
-		return r ? r.querySelector('[data-field=raftrole]').textContent.trim() : '' })()`, jsString(rows), jsString(leader.id))
-	if role := evalJS[string](t, tb, leaderRole); !strings.EqualFold(role, "leader") {
+	leaderText := textOf(`[data-page=admin-cluster] [data-field=leader]`)
+	for _, s := range c.d.c.servers {
+		tb.waitFor(t, s.id+" Up", uiTimeout, fmt.Sprintf(`%s === 'Up' && %s.includes(%s)`,
+			rowField("managementservers", rowOf[s.id], "state"), rowField("managementservers", rowOf[s.id], "name"), jsString(s.id)))
+	}
+	tb.waitFor(t, "the leader "+leader.id, uiTimeout, fmt.Sprintf(`%s === %s`, leaderText, jsString(leader.id)))
+	if role := evalJS[string](t, tb, rowField("managementservers", rowOf[leader.id], "raftrole")); !strings.EqualFold(role, "leader") {
 		t.Errorf("the row of %s shows raft role %q; want leader", leader.id, role)
 	}
 	tb.screenshot(t, "cluster")
 
+	var others []string
+	for _, s := range c.d.c.servers {
+		if s != leader {
+			others = append(others, s.id)
+		}
+	}
 	tb.eval(t, `window.__e2eNoReload = true`)
 	if _, _, err := c.d.killServer(leader); err != nil {
 		t.Fatal(err)
 	}
 	killed := time.Now()
-	oldRow := fmt.Sprintf(`[...document.querySelectorAll(%s)].find(r => (r.querySelector('[data-field=name]') || {}).textContent.trim() === %s)`, jsString(rows), jsString(leader.id))
-	got := tb.waitFor(t, "the killed leader shown Down or unreachable and another leader", 20*time.Second, fmt.Sprintf(`(() => {
-		const row = %s;
-		const state = row ? row.querySelector('[data-field=state]').textContent.trim() : '';
-		const lead = %s;
-		return /down|unreachable/i.test(state) && lead !== '' && !lead.includes(%s) && (state + ' / leader ' + lead);
-	})()`, oldRow, textOf(`[data-field=leader]`), jsString(leader.id)))
+	oldState := rowField("managementservers", rowOf[leader.id], "state")
+	got := tb.waitFor(t, "the killed leader shown Down or unreachable and another server as leader", 20*time.Second, fmt.Sprintf(
+		`(() => { const state = %s, lead = %s; return /down|unreachable/i.test(state) && %s.includes(lead) && (state + ', leader ' + lead) })()`,
+		oldState, leaderText, jsArray(others)))
 	seen := time.Since(killed)
 	newLeader, _, err := c.d.leader(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tb.waitFor(t, "the page to name the new leader "+newLeader.id, uiTimeout, fmt.Sprintf(`%s.includes(%s)`, textOf(`[data-field=leader]`), jsString(newLeader.id)))
-	t.Logf("e2e: %s killed; the cluster page showed %q %s later", leader.id, got, seen.Round(time.Millisecond))
+	tb.waitFor(t, "the page to name the new leader "+newLeader.id, uiTimeout, fmt.Sprintf(`%s === %s`, leaderText, jsString(newLeader.id)))
+	t.Logf("e2e: %s killed; %s later the cluster page showed it %s", leader.id, seen.Round(time.Millisecond), got)
 	if !evalJS[bool](t, tb, `window.__e2eNoReload === true && location.hash === '#/admin/cluster'`) {
 		t.Errorf("the cluster page reloaded or moved away while the leader was killed")
 	}
-	if n := evalJS[int](t, tb, fmt.Sprintf(`document.querySelectorAll(%s).length`, jsString(rows))); n != 3 {
+	if n := evalJS[int](t, tb, `document.querySelectorAll('table[data-table=managementservers] tr[data-id]').length`); n != 3 {
 		t.Errorf("the cluster page lists %d servers after the kill; want all 3, the killed one Down", n)
 	}
+}
+
+// jsArray is a JavaScript array literal of the strings.
+func jsArray(ss []string) string {
+	b, _ := json.Marshal(ss)
+	return string(b)
 }
 
 // (6) Nothing went wrong in the browser: no uncaught exception, no
