@@ -1,1 +1,9 @@
-// Operator views: owned by the operator console engineer (placeholder).
+// Operator views: each module registers its routes when imported.
+
+import './infra.js';
+import './hosts.js';
+import './templates.js';
+import './offerings.js';
+import './accounts.js';
+import './events.js';
+import './cluster.js';

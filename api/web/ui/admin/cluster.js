@@ -1,0 +1,119 @@
+// #/admin/cluster: the management servers (raft role, versions, indexes),
+// the leader and term, and whether the next server may be upgraded now.
+// Refreshes every 2 s; when a server or the leader goes away it keeps the
+// last good figures, says so, and picks up again by itself.
+
+import { h, table, badge, fmtDate, pageHeader } from '../core/ui.js';
+import { call } from '../core/api.js';
+import { route } from '../core/router.js';
+import { rootOnly, poll, wrapTable, ago } from './common.js';
+
+const REFRESH_MS = 2000;
+
+// sinceCollection says how long before the server's collection time a date
+// was, so the browser's clock does not matter.
+function since(date, collected) {
+  if (!date) return 'never';
+  return ago(date, collected ? new Date(collected).getTime() : Date.now());
+}
+
+function indexCell(m) {
+  if (m.appliedindex === undefined) return h('span', { class: 'muted', title: m.statuserror || '' }, 'unknown');
+  return h('span', { class: 'index' }, String(m.appliedindex),
+    m.lag ? h('span', { class: `cell-sub${m.lag > 256 ? ' lag-bad' : ''}` }, `${m.lag} behind the leader`) : null);
+}
+
+function stat(label, field, value, sub) {
+  return h('div', { class: 'stat' }, h('div', { class: 'stat-label' }, label),
+    h('div', { class: 'stat-value', 'data-field': field }, value), sub ? h('div', { class: 'stat-sub' }, sub) : null);
+}
+
+route('/admin/cluster', {
+  title: 'Management cluster',
+  section: 'admin',
+  nav: 'Cluster',
+  adminOnly: true,
+  async render(el) {
+    if (!rootOnly(el, 'Management cluster')) return;
+    const updated = h('span', { class: 'updated muted', 'data-field': 'updated' });
+    const refresh = h('button', { type: 'button', class: 'btn', 'data-action': 'refresh' }, 'Refresh');
+    const notice = h('div', { class: 'refresh-notice', 'data-field': 'notice' });
+    const stats = h('div', { class: 'stats' });
+    const upgrade = h('div', { class: 'upgrade' });
+    const listBox = h('div');
+    el.replaceChildren(pageHeader('Management cluster', updated, refresh),
+      h('p', { class: 'page-sub' }, 'The Stratus servers that replicate the cloud\'s state through Raft. Each server\'s role and indexes are its own, read from it during each refresh.'),
+      notice, stats, h('section', { class: 'card upgrade-card' }, h('h2', { class: 'card-title' }, 'Upgrade readiness'), upgrade),
+      h('section', { class: 'card card-flush' }, h('div', { class: 'card-head' }, h('h2', { class: 'card-title' }, 'Servers')), listBox));
+
+    let last = null; // the last good answer
+    let lastAt = 0;
+    let failures = 0;
+
+    const draw = (rows) => {
+      const any = rows[0] || {};
+      const up = rows.filter((m) => m.state === 'Up').length;
+      const self = rows.find((m) => m.name === any.answeredby) || {};
+      const leader = rows.find((m) => m.name === any.clusterleader);
+      stats.replaceChildren(
+        stat('Leader', 'leader', any.clusterleader || 'none', any.clusterleader ? (leader && leader.state !== 'Up' ? 'not reachable' : 'elected') : 'an election is under way'),
+        stat('Term', 'term', String(any.clusterterm ?? '')),
+        stat('Servers up', 'serversup', `${up} of ${rows.length}`, `${rows.filter((m) => m.voter).length} voters`),
+        stat('Commit index', 'commitindex', self.commitindex !== undefined ? String(self.commitindex) : '—', `applied ${self.appliedindex ?? '—'} on ${any.answeredby || '?'}`),
+        stat('Versions', 'versions', any.newestversion || '', `cluster command version ${any.clustercommandversion ?? '?'}`),
+        stat('Answered by', 'answeredby', any.answeredby || ''));
+
+      const reasons = any.upgradereasons || [];
+      const order = any.upgradeorder || [];
+      upgrade.replaceChildren(...[
+        h('div', { class: `verdict ${any.upgradesafe ? 'verdict-ok' : 'verdict-bad'}`, 'data-field': 'upgrade', 'data-safe': any.upgradesafe ? 'true' : 'false' },
+          any.upgradesafe ? `Safe: upgrade ${any.upgradenext} next.` : 'Not safe to stop a server now.'),
+        reasons.length ? h('ul', { class: 'reasons', 'data-field': 'upgradereasons' }, reasons.map((r) => h('li', {}, r))) : null,
+        order.length ? h('p', { class: 'muted' }, `Order: ${order.join(', ')} (followers first, the leader last: transfer leadership away before stopping it).`) : null,
+        (any.upgraded || []).length ? h('p', { class: 'muted' }, `Already on ${any.newestversion}: ${any.upgraded.join(', ')}.`) : null,
+        h('p', { class: 'muted small' }, 'The same verdict as ', h('code', {}, 'stratus operator upgrade-check'), '.')].filter(Boolean));
+
+      listBox.replaceChildren(wrapTable(table({
+        name: 'managementservers', rows,
+        empty: 'No servers in the raft configuration: the cluster is not bootstrapped.',
+        columns: [
+          { key: 'name', label: 'Server', class: 'cell-name' },
+          { key: 'serviceip', label: 'Address' },
+          { key: 'state', label: 'State', render: (m) => badge(m.state) },
+          { key: 'raftrole', label: 'Raft role', render: (m) => badge(m.raftrole) },
+          { key: 'voter', label: 'Voter', render: (m) => (m.voter ? 'yes' : 'no') },
+          { key: 'version', label: 'Version', render: (m) => h('span', {}, m.version || '?', h('span', { class: 'cell-sub' }, `commands v${m.commandversion ?? '?'}`)) },
+          { key: 'appliedindex', label: 'Applied index', sortValue: (m) => m.appliedindex ?? -1, render: indexCell },
+          { key: 'commitindex', label: 'Commit index', render: (m) => (m.commitindex ?? '—') },
+          { key: 'term', label: 'Term', render: (m) => (m.term ?? '—') },
+          { key: 'lastcontact', label: 'Last contact', render: (m) => h('span', { title: m.lastcontact ? fmtDate(m.lastcontact) : '' }, m.indexsource === 'self' ? 'this server' : since(m.lastcontact, m.collectiontime)) },
+          { key: 'note', label: 'Note', sortable: false, class: 'cell-wrap', render: (m) => (m.statuserror ? h('span', { class: 'note-bad' }, m.statuserror) : m.gossip !== 'alive' ? `gossip: ${m.gossip}` : '') },
+        ],
+      })));
+    };
+
+    const tick = async () => {
+      try {
+        const r = await call('listManagementServersMetrics', { consistency: 'stale' });
+        last = r.managementserver || [];
+        lastAt = Date.now();
+        failures = 0;
+        notice.replaceChildren();
+        el.classList.remove('stale');
+        draw(last);
+        updated.textContent = `Updated ${new Date(lastAt).toLocaleTimeString()}`;
+      } catch (err) {
+        if (!last) throw err; // first load: the router shows the error with a Retry
+        failures++;
+        el.classList.add('stale');
+        const secs = Math.round((Date.now() - lastAt) / 1000);
+        notice.replaceChildren(h('div', { class: 'alert alert-warn', role: 'status' },
+          h('strong', {}, 'The cluster could not be asked just now'),
+          ` (${err.text || err.message}). Showing the figures of ${secs} s ago; retrying every ${REFRESH_MS / 1000} s (${failures} attempt${failures === 1 ? '' : 's'} failed).`));
+      }
+    };
+    await tick();
+    const p = poll(tick, REFRESH_MS, { first: REFRESH_MS });
+    refresh.addEventListener('click', () => p.now());
+  },
+});
