@@ -229,6 +229,7 @@ const HINTS = {
 };
 
 export function errorHint(err) {
+  if (err && err.command === 'login' && err.errorcode === 531) return 'Check the username, the password and the domain (empty means ROOT).';
   return HINTS[err && (err.errorcode ?? err.status)] || '';
 }
 

@@ -46,9 +46,8 @@ route('/deploy', {
       help: 'Optional: an extra disk created and attached with the VM.' });
     const sizeF = field({ label: 'Data disk size (GiB)', name: 'size', type: 'number', min: 1, max: 65536, value: 20 });
     sizeF.hidden = true;
-    const nameF = field({ label: 'Name', name: 'name', required: true, placeholder: 'web-01', pattern: NAME_RE.source,
+    const nameF = field({ label: 'Name', name: 'name', required: true, placeholder: 'web-01', autocomplete: 'off',
       help: 'Host name of the VM: letters, digits and hyphens, starting with a letter, at most 63 characters.' });
-    nameF.control.title = 'Use letters, digits and hyphens; start with a letter and do not end with a hyphen (at most 63 characters).';
     const dispF = field({ label: 'Display name', name: 'displayname', placeholder: 'Optional: a friendlier label' });
     const udF = field({ label: 'User data', name: 'userdata', type: 'textarea', rows: 6, placeholder: '#cloud-config\npackages:\n  - nginx',
       help: 'Optional cloud-init data as plain text; it is base64-encoded for you (at most 32 KiB).' });
@@ -119,6 +118,7 @@ route('/deploy', {
       if (busy) return;
       const ok = validate(form, (v) => {
         const bad = {};
+        if (v.name && !NAME_RE.test(v.name)) bad.name = 'Use letters, digits and hyphens only, start with a letter, do not end with a hyphen, at most 63 characters.';
         if (v.userdata && new TextEncoder().encode(v.userdata).length > 24 * 1024) bad.userdata = 'User data is too long: at most 24 KiB of text (32 KiB once encoded).';
         return bad;
       });
