@@ -57,7 +57,14 @@ function homeFor() {
 
 // ---- shell ----
 
+let nodeTimer = null;
+
 function buildShell() {
+  clearInterval(nodeTimer);
+  // Which node answers can change (load balancer, failover): ask again now and then.
+  nodeTimer = setInterval(() => {
+    if (shell && document.visibilityState === 'visible') renderNode();
+  }, 15000);
   const nav = h('nav', { class: 'sidenav', 'aria-label': 'Main' });
   const node = h('span', { class: 'node', title: 'The management server that answered' });
   const user = h('div', { class: 'user-menu' });

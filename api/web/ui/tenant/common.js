@@ -8,7 +8,7 @@ export const PAGE_SIZE = 20;
 
 // listView renders a searchable, filterable, paged table of a list command
 // into host and answers {reload()}. filters: [{name, label, options}].
-export function listView(host, { name, command, params = () => ({}), columns, filters = [], search = true, onRow, empty, pollWhile, searchLabel = 'Search' }) {
+export function listView(host, { name, command, params = () => ({}), columns, filters = [], search = true, onRow, rowId = (r) => r.id, empty, pollWhile, searchLabel = 'Search' }) {
   const state = { page: 1, keyword: '', filter: {} };
   const tableBox = h('div', { class: 'table-wrap' }, loading());
   const pagerBox = h('div');
@@ -58,7 +58,17 @@ export function listView(host, { name, command, params = () => ({}), columns, fi
       return;
     }
     const filtered = state.keyword || Object.values(state.filter).some(Boolean);
-    tableBox.replaceChildren(table({ name, columns, rows, onRow, empty: filtered ? 'Nothing matches the search or filters.' : empty }));
+    // Keep the keyboard focus on the same row across a refresh.
+    const active = document.activeElement;
+    const focusRow = tableBox.contains(active) ? active.closest('tr[data-id]') : null;
+    const focusId = focusRow ? focusRow.dataset.id : null;
+    const focusIdx = focusRow ? [focusRow, ...focusRow.querySelectorAll('a, button')].indexOf(active) : -1;
+    tableBox.replaceChildren(table({ name, columns, rows, onRow, rowId, empty: filtered ? 'Nothing matches the search or filters.' : empty }));
+    if (focusId !== null) {
+      const tr = [...tableBox.querySelectorAll('tr[data-id]')].find((x) => x.dataset.id === focusId);
+      const target = tr && [tr, ...tr.querySelectorAll('a, button')][Math.max(0, focusIdx)];
+      if (target) target.focus();
+    }
     pagerBox.replaceChildren(r.count > PAGE_SIZE || state.page > 1 ? pager({ page: state.page, pagesize: PAGE_SIZE, count: r.count, onPage: (p) => { state.page = p; reload(); } }) : h('div', { class: 'pager' }, h('span', { class: 'pager-info' }, `${r.count} item${r.count === 1 ? '' : 's'}`)));
     const busy = pollWhile ? pollWhile(rows) : rows.some((x) => isTransitional(x.state));
     if (busy) timer = setTimeout(() => host.isConnected && reload(), 2000);
@@ -79,7 +89,7 @@ export async function runJob(box, label, command, params, { success, confirm } =
     const res = await callAsync(command, params, (p) => jp.update(p));
     jp.done(res);
     if (success) notify(success);
-    setTimeout(() => slot.remove(), 8000);
+    setTimeout(() => slot.remove(), 6000);
     return res || {};
   } catch (err) {
     jp.fail(err);

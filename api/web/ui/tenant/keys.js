@@ -1,6 +1,6 @@
 // The signed-in user's API keys (#/keys): show, reveal, copy, regenerate.
 
-import { h, pageHeader, card, kv, showError, notify, confirmAction, emptyState } from '../core/ui.js';
+import { h, pageHeader, card, kv, showError, notify, confirmAction, emptyState, loading } from '../core/ui.js';
 import { call, session } from '../core/api.js';
 import { route } from '../core/router.js';
 
@@ -20,7 +20,7 @@ route('/keys', {
   nav: 'API keys',
   async render(el) {
     const s = session();
-    const body = h('div');
+    const body = h('div', {}, loading());
     let keys = null;
 
     function show() {

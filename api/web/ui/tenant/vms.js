@@ -118,8 +118,14 @@ route('/vms/:id', {
       await refresh(true);
     };
 
+    let headSig = '';
     function renderHead() {
       const acts = running ? [] : actionsFor(vm, s);
+      // Rebuild only on a change, so a keyboard user's focus stays put.
+      const sig = JSON.stringify([vm.name, vm.displayname, vm.state, running > 0, acts]);
+      if (sig === headSig) return;
+      const hadFocus = head.contains(document.activeElement) ? document.activeElement.dataset.action || 'h1' : null;
+      headSig = sig;
       const labels = { start: 'Start', stop: 'Stop', reboot: 'Reboot', destroy: 'Destroy', recover: 'Recover', expunge: 'Expunge' };
       const kinds = { start: 'primary', destroy: 'danger', expunge: 'danger' };
       head.replaceChildren(
@@ -130,6 +136,10 @@ route('/vms/:id', {
             running ? h('span', { class: 'muted' }, 'A job is running…') : null,
             acts.map((a) => h('button', { type: 'button', class: `btn ${kinds[a] ? `btn-${kinds[a]}` : ''}`, 'data-action': a, onclick: () => act(a) }, labels[a])),
             h('button', { type: 'button', class: 'btn btn-ghost', 'data-action': 'refresh', onclick: () => refresh(true) }, 'Refresh'))));
+      if (hadFocus) {
+        const again = hadFocus === 'h1' ? head.querySelector('h1') : head.querySelector(`[data-action="${hadFocus}"]`);
+        (again || head.querySelector('h1')).focus();
+      }
     }
 
     function renderOverview() {
@@ -211,7 +221,7 @@ route('/vms/:id', {
       } catch (err) {
         showError(err);
       }
-      const form = h('form', { class: 'row', novalidate: true },
+      const form = h('form', { class: 'inline-form', novalidate: true, 'aria-label': 'Add a tag' },
         field({ label: 'Key', name: 'tagkey', required: true }),
         field({ label: 'Value', name: 'tagvalue', required: true }),
         h('button', { type: 'submit', class: 'btn', 'data-action': 'add-tag' }, 'Add tag'));
