@@ -437,6 +437,7 @@ func (c *consoleRun) testClusterLeaderKill(t *testing.T) {
 	}
 	tb.waitFor(t, "the page to name the new leader "+newLeader.id, uiTimeout, fmt.Sprintf(`%s === %s`, leaderText, jsString(newLeader.id)))
 	t.Logf("e2e: %s killed; %s later the cluster page showed it %s", leader.id, seen.Round(time.Millisecond), got)
+	tb.screenshot(t, "cluster-leader-down")
 	if !evalJS[bool](t, tb, `window.__e2eNoReload === true && location.hash === '#/admin/cluster'`) {
 		t.Errorf("the cluster page reloaded or moved away while the leader was killed")
 	}
