@@ -54,7 +54,7 @@ func sampleLatency(name, server string, n int, op func(i int) (int, error)) late
 // listHosts (pagesize 500), against each server.
 func measureScaleLists(t *testing.T, c *testCluster, api *scaleAPI, z *scaleZoneIDs, cfg scaleConfig, prof *profiler) []latency {
 	t.Helper()
-	stop := prof.cpu("lists", c)
+	stop := prof.cpu("lists", c, 0)
 	defer stop()
 	var out []latency
 	total, _ := api.count(c.servers[0], c.keys, "listVirtualMachines", url.Values{"listall": {"true"}})
@@ -107,6 +107,55 @@ func procRSS(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// procCPU reads the user+system CPU time pid has used, 0 if unknown.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command may hold spaces; the fields after it are fixed.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
+}
+
+// cpuUse is the CPU time of every process of the benchmark.
+func cpuUse(c *testCluster, sim *proc) map[string]time.Duration {
+	m := map[string]time.Duration{"sim": procCPU(sim.pid()), "clients": procCPU(os.Getpid())}
+	for _, s := range c.servers {
+		if s.running() {
+			m[s.id] = procCPU(s.pid())
+		}
+	}
+	return m
+}
+
+// cpuSince is the CPU time used since before, per process.
+func cpuSince(before, after map[string]time.Duration) map[string]time.Duration {
+	m := map[string]time.Duration{}
+	for k, v := range after {
+		m[k] = v - before[k]
+	}
+	return m
+}
+
+// loadAvg is the 1-minute load average, as /proc/loadavg shows it.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Fields(string(b))[0]
 }
 
 // measureRSS returns the RSS of every running server and of the sim.
@@ -248,12 +297,17 @@ func newProfiler(t *testing.T, c *testCluster, dir string) *profiler {
 // pprofArgs are the pprof flags of a server added later.
 func pprofArgs() []string { return []string{"-pprof-addr", "127.0.0.1:0"} }
 
-// cpu profiles every server for 30 s from now (or until the phase ends,
-// whichever is later) and returns the wait for the files.
-func (p *profiler) cpu(phase string, c *testCluster) func() {
-	wait := profileServers(p.t, c, "scale-"+phase, 30*time.Second)
+// cpu profiles every server for 30 s, starting after delay (so a long
+// phase is profiled past its ramp-up), and returns the wait for the
+// files; a phase that ends first waits for the profile.
+func (p *profiler) cpu(phase string, c *testCluster, delay time.Duration) func() {
+	done := make(chan func(), 1)
+	go func() {
+		time.Sleep(delay)
+		done <- profileServers(p.t, c, "scale-"+phase, 30*time.Second)
+	}()
 	return func() {
-		wait()
+		(<-done)()
 		matches, _ := filepath.Glob(filepath.Join(p.dir, "scale-"+phase+"-*.pprof"))
 		sort.Strings(matches)
 		p.files = append(p.files, matches...)

@@ -14,24 +14,26 @@ import (
 // scaleReport is everything TestBenchmarkScale measured; it is printed as
 // a table and written as JSON to $STRATUS_SCALE_OUT.
 type scaleReport struct {
-	Command       string           `json:"command"`
-	Started       time.Time        `json:"started"`
-	Machine       string           `json:"machine"`
-	Hosts         int              `json:"hosts"`
-	VMsWanted     int              `json:"vms_wanted"`
-	Clients       int              `json:"clients"`
-	HostsUp       time.Duration    `json:"hosts_up_ns"`
-	Deploy        scaleDeploy      `json:"deploy"`
-	VMsRunning    int              `json:"vms_running"`
-	Lists         []latency        `json:"lists"`
-	RSSAfterHosts map[string]int64 `json:"rss_after_hosts_bytes"`
-	RSS           map[string]int64 `json:"rss_after_deploy_bytes"`
-	RSSEnd        map[string]int64 `json:"rss_end_bytes"`
-	Snapshot      scaleSnapshot    `json:"snapshot"`
-	Failover      []failoverRun    `json:"-"`
-	FailoverRuns  []scaleFailover  `json:"failover"`
-	Join          scaleJoin        `json:"join"`
-	Profiles      []string         `json:"profiles"`
+	Command       string                   `json:"command"`
+	Started       time.Time                `json:"started"`
+	Machine       string                   `json:"machine"`
+	Hosts         int                      `json:"hosts"`
+	VMsWanted     int                      `json:"vms_wanted"`
+	Clients       int                      `json:"clients"`
+	HostsUp       time.Duration            `json:"hosts_up_ns"`
+	Deploy        scaleDeploy              `json:"deploy"`
+	DeployCPU     map[string]time.Duration `json:"deploy_cpu_ns"`
+	LoadAvg       string                   `json:"load_average"`
+	VMsRunning    int                      `json:"vms_running"`
+	Lists         []latency                `json:"lists"`
+	RSSAfterHosts map[string]int64         `json:"rss_after_hosts_bytes"`
+	RSS           map[string]int64         `json:"rss_after_deploy_bytes"`
+	RSSEnd        map[string]int64         `json:"rss_end_bytes"`
+	Snapshot      scaleSnapshot            `json:"snapshot"`
+	Failover      []failoverRun            `json:"-"`
+	FailoverRuns  []scaleFailover          `json:"failover"`
+	Join          scaleJoin                `json:"join"`
+	Profiles      []string                 `json:"profiles"`
 }
 
 // scaleFailover is failoverRun in the JSON.
@@ -41,6 +43,24 @@ type scaleFailover struct {
 	FirstWrite   time.Duration  `json:"first_write_ns"`
 	Errors       map[string]int `json:"errors"`
 	RestartReady time.Duration  `json:"restart_ready_ns"`
+}
+
+// fmtCPU prints each process's CPU time and its share per VM.
+func fmtCPU(m map[string]time.Duration, vms int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		per := ""
+		if vms > 0 {
+			per = fmt.Sprintf(" (%.2f ms)", float64(m[k].Microseconds())/1000/float64(vms))
+		}
+		parts = append(parts, fmt.Sprintf("%s %.1f s%s", k, m[k].Seconds(), per))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func mib(b int64) string { return fmt.Sprintf("%d MiB", b>>20) }
@@ -82,6 +102,8 @@ func (r *scaleReport) print(t *testing.T, cfg scaleConfig) {
 		d.Done, r.VMsWanted, d.Failed, d.TenantVMs, r.VMsRunning, map[bool]string{true: " (deploy time limit hit)", false: ""}[d.TimedOut])
 	fmt.Fprintf(&sb, "| placements/s (whole phase, %s) | %.0f |\n", fmtDur(d.Elapsed), d.PerSecond)
 	fmt.Fprintf(&sb, "| placements/s per 10 s window: min / median (first and last left out) | %.0f / %.0f |\n", d.WindowMin, d.WindowMedian)
+	fmt.Fprintf(&sb, "| CPU time used during the deploys (ms per VM Running) | %s |\n", fmtCPU(r.DeployCPU, d.Done))
+	fmt.Fprintf(&sb, "| machine load (1-min load average; %d CPUs, shared) | %s |\n", runtime.NumCPU(), r.LoadAvg)
 	fmt.Fprintf(&sb, "| deploy accepted p50 / p99 | %s / %s |\n", fmtDur(d.AcceptP50), fmtDur(d.AcceptP99))
 	fmt.Fprintf(&sb, "| deploy -> job done (VM Running) p50 / p99 | %s / %s |\n", fmtDur(d.RunningP50), fmtDur(d.RunningP99))
 	for _, l := range r.Lists {

@@ -37,14 +37,14 @@ type scaleConfig struct {
 	hostMemGiB, hostCPUs int
 }
 
-func envIntOr(name string, def int) int {
+func scaleEnvInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
 		return v
 	}
 	return def
 }
 
-func envDurOr(name string, def time.Duration) time.Duration {
+func scaleEnvDur(name string, def time.Duration) time.Duration {
 	if v, err := time.ParseDuration(os.Getenv(name)); err == nil && v > 0 {
 		return v
 	}
@@ -53,15 +53,15 @@ func envDurOr(name string, def time.Duration) time.Duration {
 
 func scaleConfigFromEnv() scaleConfig {
 	c := scaleConfig{
-		hosts:         envIntOr("STRATUS_SCALE_HOSTS", 10000),
-		vms:           envIntOr("STRATUS_SCALE_VMS", 100000),
-		clients:       envIntOr("STRATUS_SCALE_CLIENTS", 64),
-		perCluster:    envIntOr("STRATUS_SCALE_HOSTS_PER_CLUSTER", 500),
-		listSamples:   envIntOr("STRATUS_SCALE_LIST_SAMPLES", 100),
-		failovers:     envIntOr("STRATUS_SCALE_FAILOVERS", 3),
+		hosts:         scaleEnvInt("STRATUS_SCALE_HOSTS", 10000),
+		vms:           scaleEnvInt("STRATUS_SCALE_VMS", 100000),
+		clients:       scaleEnvInt("STRATUS_SCALE_CLIENTS", 256),
+		perCluster:    scaleEnvInt("STRATUS_SCALE_HOSTS_PER_CLUSTER", 500),
+		listSamples:   scaleEnvInt("STRATUS_SCALE_LIST_SAMPLES", 100),
+		failovers:     scaleEnvInt("STRATUS_SCALE_FAILOVERS", 3),
 		tenantEvery:   8,
-		pollEvery:     envDurOr("STRATUS_SCALE_POLL", 50*time.Millisecond),
-		deployTimeout: envDurOr("STRATUS_SCALE_DEPLOY_TIMEOUT", 45*time.Minute),
+		pollEvery:     scaleEnvDur("STRATUS_SCALE_POLL", 100*time.Millisecond),
+		deployTimeout: scaleEnvDur("STRATUS_SCALE_DEPLOY_TIMEOUT", 45*time.Minute),
 		profileDir:    os.Getenv("STRATUS_SCALE_PROFILES"),
 		outPath:       os.Getenv("STRATUS_SCALE_OUT"),
 		simRamp:       scaleEnvOr("STRATUS_SCALE_RAMP", "500"),
@@ -160,7 +160,9 @@ func TestBenchmarkScale(t *testing.T) {
 	rep.HostsUp = waitScaleHostsUp(t, c, api, z, sim, cfg)
 	rep.RSSAfterHosts = measureRSS(c, sim)
 
+	cpu0, load0 := cpuUse(c, sim), loadAvg()
 	rep.Deploy = runScaleDeploy(t, c, api, z, cfg, prof)
+	rep.DeployCPU, rep.LoadAvg = cpuSince(cpu0, cpuUse(c, sim)), load0+" at the deploy's start, "+loadAvg()+" at its end"
 	if rep.Deploy.Done == 0 {
 		t.Fatalf("no VM was deployed: errors %v", rep.Deploy.Errors)
 	}
