@@ -44,6 +44,13 @@ function save(s) {
   for (const fn of listeners) fn(session());
 }
 
+// Another tab of the console signing in or out changes this one too.
+window.addEventListener('storage', (e) => {
+  if (e.key !== STORE && e.key !== null) return;
+  current = load();
+  for (const fn of listeners) fn(session());
+});
+
 // onSessionChange(fn) calls fn(session or null) after login and logout.
 export function onSessionChange(fn) {
   listeners.add(fn);

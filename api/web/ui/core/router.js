@@ -222,7 +222,11 @@ function focusHeading(el) {
 
 export function start() {
   window.addEventListener('hashchange', () => render());
-  onSessionChange(() => {
+  onSessionChange((s) => {
+    if (!s && parse().path !== '/login') {
+      render();
+      return;
+    }
     renderUser();
     refreshNav();
   });

@@ -487,7 +487,7 @@ export function formDialog({ title, text, fields, submit = 'Save', check, danger
     cancel.addEventListener('click', () => close(null));
     document.addEventListener('keydown', onKey, true);
     document.body.appendChild(backdrop);
-    const first = form.querySelector('input, select, textarea');
+    const first = form.querySelector('input:not([type=checkbox]), select, textarea');
     (first || ok).focus();
   });
 }

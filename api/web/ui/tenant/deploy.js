@@ -65,22 +65,29 @@ route('/deploy', {
       h('div', { class: 'summary' }, card('Summary', summary, h('div', { class: 'form-actions' }, submit), progress)));
 
     let templates = [];
+    let loadSeq = 0;
     async function loadTemplates() {
+      const my = ++loadSeq;
+      const keep = tmplF.control.value;
       tmplF.control.replaceChildren(h('option', { value: '' }, 'Loading templates…'));
       tmplF.control.disabled = true;
+      let list = [];
       try {
         const r = await call('listTemplates', { templatefilter: 'executable', zoneid: zoneF.control.value });
-        templates = r.template;
+        list = r.template;
       } catch (err) {
-        templates = [];
-        showError(err);
+        if (my === loadSeq) showError(err);
       }
+      // A later zone pick has its own load: only the newest one fills the list.
+      if (my !== loadSeq) return;
+      templates = list;
       tmplF.control.disabled = false;
       const ready = templates.filter((t) => t.isready !== false);
       tmplF.control.replaceChildren(
         h('option', { value: '' }, templates.length ? 'Choose a template…' : 'No templates in this zone'),
         ...templates.map((t) => h('option', { value: t.id, disabled: t.isready === false }, `${t.displaytext && t.displaytext !== t.name ? `${t.name} (${t.displaytext})` : t.name}${t.isready === false ? ' — not ready' : ''}`)));
-      if (ready.length === 1) tmplF.control.value = ready[0].id;
+      if (keep && ready.some((t) => t.id === keep)) tmplF.control.value = keep;
+      else if (ready.length === 1) tmplF.control.value = ready[0].id;
       updateSummary();
     }
 

@@ -1,6 +1,6 @@
 // Virtual machines: the list (#/vms) and the detail page (#/vms/<id>).
 
-import { h, pageHeader, badge, card, kv, table, fmtDate, fmtMiB, fmtBytes, showError, isTransitional, field, validate, formValues, loading, emptyState, confirmAction } from '../core/ui.js';
+import { h, pageHeader, badge, card, kv, table, fmtDate, fmtMiB, fmtBytes, showError, isTransitional, field, validate, formValues, loading, emptyState, confirmAction, formDialog } from '../core/ui.js';
 import { call, session } from '../core/api.js';
 import { route, go, onLeave } from '../core/router.js';
 import { listView, runJob, runSync, link, zoneOptions, base64ToUtf8 } from './common.js';
@@ -104,8 +104,14 @@ route('/vms/:id', {
         if (r) await refresh(true);
         return;
       }
-      const [label, command, extra, confirm, success] = defs[action];
-      if (confirm && !(await confirmAction(confirm))) return;
+      const [label, command, baseExtra, confirm, success] = defs[action];
+      let extra = baseExtra;
+      if (action === 'stop') {
+        const v = await formDialog({ title: confirm.title, text: confirm.text, submit: 'Stop', danger: true,
+          fields: [{ label: 'Force: power it off at once, without waiting for the guest', name: 'forced', type: 'checkbox' }] });
+        if (!v) return;
+        extra = v.forced ? { forced: true } : {};
+      } else if (confirm && !(await confirmAction(confirm))) return;
       running++;
       renderHead();
       schedule();
@@ -131,7 +137,8 @@ route('/vms/:id', {
       head.replaceChildren(
         h('div', { class: 'breadcrumb' }, h('a', { href: '#/vms' }, 'Virtual machines'), ' / ', vm.name),
         h('div', { class: 'page-head' },
-          h('div', { class: 'row' }, h('h1', { tabindex: '-1' }, vm.displayname || vm.name), h('span', { 'data-field': 'state' }, badge(vm.state))),
+          h('div', { class: 'row' }, h('h1', { tabindex: '-1' }, vm.name), h('span', { 'data-field': 'state' }, badge(vm.state)),
+            vm.displayname && vm.displayname !== vm.name ? h('span', { class: 'muted' }, vm.displayname) : null),
           h('div', { class: 'page-actions' },
             running ? h('span', { class: 'muted' }, 'A job is running…') : null,
             acts.map((a) => h('button', { type: 'button', class: `btn ${kinds[a] ? `btn-${kinds[a]}` : ''}`, 'data-action': a, onclick: () => act(a) }, labels[a])),
