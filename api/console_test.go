@@ -202,6 +202,12 @@ func TestConsoleLeavesAPIAlone(t *testing.T) {
 	if h := get(t, s, http.MethodGet, "/v1/health", nil); h.Code != http.StatusOK || !strings.Contains(h.Body.String(), `"status": "ok"`) {
 		t.Errorf("/v1/health: %d %s", h.Code, h.Body.String())
 	}
+	for _, target := range []string{PathMetrics, "/v1/status"} {
+		r := get(t, s, http.MethodGet, target, nil)
+		if r.Code != http.StatusOK || strings.HasPrefix(r.Header().Get("Content-Type"), "text/html") {
+			t.Errorf("GET %s: status %d, type %q: the console answered it", target, r.Code, r.Header().Get("Content-Type"))
+		}
+	}
 	for _, target := range []string{"/client/api", "/v1/health"} {
 		if r := get(t, s, http.MethodDelete, target, nil); r.Code != http.StatusMethodNotAllowed {
 			t.Errorf("DELETE %s: status %d, want 405", target, r.Code)
