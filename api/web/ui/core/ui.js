@@ -280,48 +280,59 @@ export function notify(text, kind = 'ok') {
   return el;
 }
 
+// openModal shows a dialog (role=dialog, focus trapped, Escape cancels)
+// and answers {close(value)}; done(value) is called once when it closes.
+function openModal({ title, body, done, onEnter }) {
+  const before = document.activeElement;
+  const tid = nextId('dlg');
+  const dlg = h('div', { class: 'modal', role: 'dialog', 'aria-modal': 'true', 'aria-labelledby': tid }, h('h2', { id: tid, class: 'modal-title' }, title), body);
+  const backdrop = h('div', { class: 'modal-backdrop' }, dlg);
+  let open = true;
+  const close = (v) => {
+    if (!open) return;
+    open = false;
+    backdrop.remove();
+    document.removeEventListener('keydown', onKey, true);
+    if (before && before.focus) before.focus();
+    done(v);
+  };
+  const onKey = (e) => {
+    if (e.key === 'Escape') {
+      e.preventDefault();
+      close(null);
+    } else if (e.key === 'Enter' && onEnter) {
+      e.preventDefault();
+      onEnter(e);
+    } else if (e.key === 'Tab') {
+      const f = [...dlg.querySelectorAll('input, select, textarea, button')].filter((x) => !x.disabled && x.getClientRects().length);
+      const i = f.indexOf(document.activeElement);
+      e.preventDefault();
+      f[(i + (e.shiftKey ? f.length - 1 : 1) + f.length) % f.length].focus();
+    }
+  };
+  backdrop.addEventListener('mousedown', (e) => {
+    if (e.target === backdrop) close(null);
+  });
+  document.addEventListener('keydown', onKey, true);
+  document.body.appendChild(backdrop);
+  return { close, dlg };
+}
+
 // confirmAction shows a modal and answers true when the user confirms.
 // text may be a string or {title, text, confirm, danger}.
 export function confirmAction(opts) {
   const o = typeof opts === 'string' ? { text: opts } : opts;
-  const title = o.title || 'Please confirm';
-  const before = document.activeElement;
   return new Promise((resolve) => {
-    const tid = nextId('dlg');
     const ok = h('button', { type: 'button', class: `btn ${o.danger === false ? 'btn-primary' : 'btn-danger'}`, 'data-action': 'confirm' }, o.confirm || 'Confirm');
     const cancel = h('button', { type: 'button', class: 'btn', 'data-action': 'cancel' }, 'Cancel');
-    const dlg = h('div', { class: 'modal', role: 'dialog', 'aria-modal': 'true', 'aria-labelledby': tid },
-      h('h2', { id: tid, class: 'modal-title' }, title),
-      h('p', { class: 'modal-text' }, o.text || ''),
-      h('div', { class: 'modal-actions' }, cancel, ok));
-    const backdrop = h('div', { class: 'modal-backdrop' }, dlg);
-    const close = (v) => {
-      backdrop.remove();
-      document.removeEventListener('keydown', onKey, true);
-      if (before && before.focus) before.focus();
-      resolve(v);
-    };
-    const onKey = (e) => {
-      if (e.key === 'Escape') {
-        e.preventDefault();
-        close(false);
-      } else if (e.key === 'Enter') {
-        e.preventDefault();
-        close(document.activeElement !== cancel);
-      } else if (e.key === 'Tab') {
-        const f = [cancel, ok];
-        const i = f.indexOf(document.activeElement);
-        e.preventDefault();
-        f[(i + (e.shiftKey ? f.length - 1 : 1) + f.length) % f.length].focus();
-      }
-    };
-    ok.addEventListener('click', () => close(true));
-    cancel.addEventListener('click', () => close(false));
-    backdrop.addEventListener('mousedown', (e) => {
-      if (e.target === backdrop) close(false);
+    const m = openModal({
+      title: o.title || 'Please confirm',
+      body: [h('p', { class: 'modal-text' }, o.text || ''), h('div', { class: 'modal-actions' }, cancel, ok)],
+      done: (v) => resolve(v === true),
+      onEnter: () => m.close(document.activeElement !== cancel),
     });
-    document.addEventListener('keydown', onKey, true);
-    document.body.appendChild(backdrop);
+    ok.addEventListener('click', () => m.close(true));
+    cancel.addEventListener('click', () => m.close(false));
     ok.focus();
   });
 }
@@ -455,39 +466,16 @@ export function debounce(fn, ms = 300) {
 // values when submitted (after inline validation), or null when cancelled.
 // check(values) may answer {name: message} for more validation.
 export function formDialog({ title, text, fields, submit = 'Save', check, danger = false }) {
-  const before = document.activeElement;
   return new Promise((resolve) => {
-    const tid = nextId('dlg');
     const ok = h('button', { type: 'submit', class: `btn ${danger ? 'btn-danger' : 'btn-primary'}`, 'data-action': 'confirm' }, submit);
     const cancel = h('button', { type: 'button', class: 'btn', 'data-action': 'cancel' }, 'Cancel');
     const form = h('form', { novalidate: true }, text ? h('p', { class: 'modal-text' }, text) : null, fields.map((f) => field(f)), h('div', { class: 'modal-actions' }, cancel, ok));
-    const dlg = h('div', { class: 'modal', role: 'dialog', 'aria-modal': 'true', 'aria-labelledby': tid }, h('h2', { id: tid, class: 'modal-title' }, title), form);
-    const backdrop = h('div', { class: 'modal-backdrop' }, dlg);
-    const close = (v) => {
-      backdrop.remove();
-      document.removeEventListener('keydown', onKey, true);
-      if (before && before.focus) before.focus();
-      resolve(v);
-    };
-    const onKey = (e) => {
-      if (e.key === 'Escape') {
-        e.preventDefault();
-        close(null);
-      } else if (e.key === 'Tab') {
-        const f = [...dlg.querySelectorAll('input, select, textarea, button')].filter((x) => !x.disabled && x.offsetParent !== null);
-        const i = f.indexOf(document.activeElement);
-        e.preventDefault();
-        f[(i + (e.shiftKey ? f.length - 1 : 1) + f.length) % f.length].focus();
-      }
-    };
+    const m = openModal({ title, body: form, done: resolve });
     form.addEventListener('submit', (e) => {
       e.preventDefault();
-      if (validate(form, check)) close(formValues(form));
+      if (validate(form, check)) m.close(formValues(form));
     });
-    cancel.addEventListener('click', () => close(null));
-    document.addEventListener('keydown', onKey, true);
-    document.body.appendChild(backdrop);
-    const first = form.querySelector('input:not([type=checkbox]), select, textarea');
-    (first || ok).focus();
+    cancel.addEventListener('click', () => m.close(null));
+    (form.querySelector('input:not([type=checkbox]), select, textarea') || ok).focus();
   });
 }
