@@ -6,7 +6,7 @@
 import { h, table, badge, fmtDate, pageHeader } from '../core/ui.js';
 import { call } from '../core/api.js';
 import { route } from '../core/router.js';
-import { rootOnly, poll, wrapTable, ago } from './common.js';
+import { rootOnly, poll, wrapTable, ago, staleNotice } from './common.js';
 
 const REFRESH_MS = 2000;
 
@@ -60,7 +60,7 @@ route('/admin/cluster', {
         stat('Term', 'term', String(any.clusterterm ?? '')),
         stat('Servers up', 'serversup', `${up} of ${rows.length}`, `${rows.filter((m) => m.voter).length} voters`),
         stat('Commit index', 'commitindex', self.commitindex !== undefined ? String(self.commitindex) : '—', `applied ${self.appliedindex ?? '—'} on ${any.answeredby || '?'}`),
-        stat('Versions', 'versions', any.newestversion || '', `cluster command version ${any.clustercommandversion ?? '?'}`),
+        stat('Newest build', 'versions', any.newestversion || '', `commands v${any.clustercommandversion ?? '?'}`),
         stat('Answered by', 'answeredby', any.answeredby || ''));
 
       const reasons = any.upgradereasons || [];
@@ -73,23 +73,23 @@ route('/admin/cluster', {
         (any.upgraded || []).length ? h('p', { class: 'muted' }, `Already on ${any.newestversion}: ${any.upgraded.join(', ')}.`) : null,
         h('p', { class: 'muted small' }, 'The same verdict as ', h('code', {}, 'stratus operator upgrade-check'), '.')].filter(Boolean));
 
-      listBox.replaceChildren(wrapTable(table({
+      const notes = rows.filter((m) => m.statuserror || m.gossip !== 'alive');
+      listBox.replaceChildren(h('div', {}, wrapTable(table({
         name: 'managementservers', rows,
         empty: 'No servers in the raft configuration: the cluster is not bootstrapped.',
         columns: [
           { key: 'name', label: 'Server', class: 'cell-name' },
-          { key: 'serviceip', label: 'Address' },
           { key: 'state', label: 'State', render: (m) => badge(m.state) },
           { key: 'raftrole', label: 'Raft role', render: (m) => badge(m.raftrole) },
           { key: 'voter', label: 'Voter', render: (m) => (m.voter ? 'yes' : 'no') },
-          { key: 'version', label: 'Version', render: (m) => h('span', {}, m.version || '?', h('span', { class: 'cell-sub' }, `commands v${m.commandversion ?? '?'}`)) },
-          { key: 'appliedindex', label: 'Applied index', sortValue: (m) => m.appliedindex ?? -1, render: indexCell },
-          { key: 'commitindex', label: 'Commit index', render: (m) => (m.commitindex ?? '—') },
+          { key: 'version', label: 'Version', render: (m) => h('span', { title: `command version ${m.commandversion ?? '?'}` }, m.version || '?') },
+          { key: 'appliedindex', label: 'Applied', sortValue: (m) => m.appliedindex ?? -1, render: indexCell },
+          { key: 'commitindex', label: 'Commit', render: (m) => (m.commitindex ?? '—') },
           { key: 'term', label: 'Term', render: (m) => (m.term ?? '—') },
-          { key: 'lastcontact', label: 'Last contact', render: (m) => h('span', { title: m.lastcontact ? fmtDate(m.lastcontact) : '' }, m.indexsource === 'self' ? 'this server' : since(m.lastcontact, m.collectiontime)) },
-          { key: 'note', label: 'Note', sortable: false, class: 'cell-wrap', render: (m) => (m.statuserror ? h('span', { class: 'note-bad' }, m.statuserror) : m.gossip !== 'alive' ? `gossip: ${m.gossip}` : '') },
+          { key: 'lastcontact', label: 'Last contact', render: (m) => h('span', { title: m.lastcontact ? fmtDate(m.lastcontact) : '' }, m.indexsource === 'self' ? 'answering' : since(m.lastcontact, m.collectiontime)) },
         ],
-      })));
+      })), notes.length ? h('ul', { class: 'server-notes', 'aria-label': 'Servers that could not be read' }, notes.map((m) => h('li', {},
+        h('strong', {}, m.name), ` (${m.serviceip || 'no address'}, gossip ${m.gossip}): `, m.statuserror || 'its status was read, but gossip does not report it alive'))) : null));
     };
 
     const tick = async () => {
@@ -106,10 +106,7 @@ route('/admin/cluster', {
         if (!last) throw err; // first load: the router shows the error with a Retry
         failures++;
         el.classList.add('stale');
-        const secs = Math.round((Date.now() - lastAt) / 1000);
-        notice.replaceChildren(h('div', { class: 'alert alert-warn', role: 'status' },
-          h('strong', {}, 'The cluster could not be asked just now'),
-          ` (${err.text || err.message}). Showing the figures of ${secs} s ago; retrying every ${REFRESH_MS / 1000} s (${failures} attempt${failures === 1 ? '' : 's'} failed).`));
+        notice.replaceChildren(staleNotice(err, lastAt));
       }
     };
     await tick();

@@ -236,3 +236,15 @@ export function updatedLine() {
     },
   };
 }
+
+// staleNotice says, without replacing the page, that a refresh failed and
+// the figures shown are the last good ones.
+export function staleNotice(err, lastAt, what = 'figures') {
+  const secs = Math.max(0, Math.round((Date.now() - lastAt) / 1000));
+  const direct = err && err.status === 0;
+  return h('div', { class: 'alert alert-warn', role: 'status', 'data-stale': 'true' },
+    h('div', { class: 'alert-body' },
+      h('strong', {}, 'Cannot refresh right now: '), (err && (err.text || err.message)) || 'no answer', '. ',
+      `Showing the ${what} of ${secs} s ago and retrying by itself.`,
+      direct ? h('div', { class: 'alert-hint' }, 'If this console talks to a single server that went away, open it through the load balancer or another server.') : null));
+}

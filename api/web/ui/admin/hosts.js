@@ -4,7 +4,7 @@
 import { h, table, badge, fmtBytes, fmtDate, card, kv, confirmAction, showError, notify, isTransitional } from '../core/ui.js';
 import { call, listAll } from '../core/api.js';
 import { route } from '../core/router.js';
-import { rootOnly, poll, runJob, jobsArea, formModal, usage, fmtMHz, wrapTable, updatedLine, ago } from './common.js';
+import { rootOnly, poll, runJob, jobsArea, formModal, usage, fmtMHz, wrapTable, updatedLine, staleNotice } from './common.js';
 import { hostCPU, hostMemory } from './infra.js';
 
 const CAN_MAINTAIN = ['Enabled', 'Disabled', 'ErrorInMaintenance'];
@@ -198,7 +198,7 @@ route('/admin/hosts/:id', {
             ['Agent version', x.version],
             ['CPUs', `${x.cpunumber} × ${fmtMHz(x.cpuspeed)}${x.cpusockets ? `, ${x.cpusockets} socket${x.cpusockets === 1 ? '' : 's'}` : ''}`],
             ['Host tags', x.hosttags],
-            ['Last heartbeat', x.lastpinged ? `${fmtDate(x.lastpinged)} (${ago(x.lastpinged)})` : '', 'lastpinged'],
+            ['Last pinged', fmtDate(x.lastpinged), 'lastpinged'],
             ['Added', fmtDate(x.created)],
             x.disconnected ? ['Disconnected since', fmtDate(x.disconnected)] : null,
           ])),
@@ -233,20 +233,19 @@ route('/admin/hosts/:id', {
     };
 
     let failing = false;
+    let lastAt = Date.now();
     const tick = async () => {
       try {
         host = await load();
         if (failing) notice.replaceChildren();
         failing = false;
+        lastAt = Date.now();
         draw();
         upd.mark();
       } catch (err) {
         if (!host) throw err;
-        if (!failing) {
-          failing = true;
-          notice.replaceChildren(h('div', { class: 'alert alert-warn', role: 'status' },
-            `Refreshing failed: ${err.text || err.message}. Showing the last state; retrying.`));
-        }
+        failing = true;
+        notice.replaceChildren(staleNotice(err, lastAt, 'state'));
       }
       const moving = host && (isTransitional(host.x.resourcestate) || isTransitional(host.x.state) || ['Suspect', 'Fencing'].includes((host.x.hostha || {}).hastate));
       return busy || moving ? 2000 : 5000;

@@ -1,10 +1,10 @@
 // #/admin/infra: the infrastructure tree (zones, pods, clusters) with
 // capacity bars, and the hosts of the selected branch with their states.
 
-import { h, table, badge, fmtBytes, pageHeader, card, emptyState } from '../core/ui.js';
+import { h, table, badge, fmtBytes, pageHeader, card, emptyState, loading } from '../core/ui.js';
 import { call, listAll } from '../core/api.js';
 import { route, go } from '../core/router.js';
-import { rootOnly, poll, usage, fmtMHz, wrapTable, updatedLine } from './common.js';
+import { rootOnly, poll, usage, fmtMHz, wrapTable, updatedLine, staleNotice } from './common.js';
 
 // The tree's expansion and selection outlive a refresh and a visit elsewhere.
 const view = { open: new Set(), sel: { kind: 'all', id: '' }, openedOnce: false };
@@ -34,8 +34,7 @@ export function haCell(hst) {
 
 export function hostColumns({ where = true } = {}) {
   return [
-    { key: 'name', label: 'Host', render: (x) => h('a', { href: `#/admin/hosts/${x.id}`, class: 'cell-name' }, x.name) },
-    { key: 'ipaddress', label: 'IP address' },
+    { key: 'name', label: 'Host', render: (x) => h('a', { href: `#/admin/hosts/${x.id}`, class: 'cell-name', title: x.ipaddress || '' }, x.name) },
     { key: 'state', label: 'State', render: (x) => badge(x.state) },
     { key: 'resourcestate', label: 'Resource state', render: (x) => badge(x.resourcestate) },
     where ? { key: 'clustername', label: 'Cluster', render: (x) => h('span', { title: `${x.zonename || ''} / ${x.podname || ''} / ${x.clustername || ''}` }, x.clustername || '') } : null,
@@ -55,7 +54,7 @@ route('/admin/infra', {
     const upd = updatedLine();
     const summary = h('div', { class: 'capacity-grid', 'aria-label': 'Capacity per zone' });
     const tree = h('nav', { class: 'infra-tree', 'aria-label': 'Zones, pods and clusters' });
-    const hostsBox = h('div', { class: 'infra-hosts' });
+    const hostsBox = h('div', { class: 'infra-hosts' }, loading('Loading hosts…'));
     const notice = h('div', { class: 'refresh-notice' });
     const refresh = h('button', { type: 'button', class: 'btn', 'data-action': 'refresh' }, 'Refresh');
     el.replaceChildren(pageHeader('Infrastructure', upd.el, refresh), notice, summary,
@@ -160,20 +159,19 @@ route('/admin/infra', {
     }
 
     let failing = false;
+    let lastAt = Date.now();
     const tick = async () => {
       try {
         data = await load();
         failing = false;
+        lastAt = Date.now();
         notice.replaceChildren();
         draw();
         upd.mark();
       } catch (err) {
         if (!data) throw err; // the first load: the router shows the error and a Retry
-        if (!failing) {
-          failing = true;
-          notice.replaceChildren(h('div', { class: 'alert alert-warn', role: 'status' },
-            `Refreshing failed: ${err.text || err.message}. Showing the last figures; retrying.`));
-        }
+        failing = true;
+        notice.replaceChildren(staleNotice(err, lastAt, 'figures'));
       }
     };
     await tick();

@@ -4,7 +4,7 @@
 import { h, table, badge, fmtBytes, fmtDate, pageHeader, confirmAction, notify, capacityBar } from '../core/ui.js';
 import { call, listAll } from '../core/api.js';
 import { route } from '../core/router.js';
-import { poll, runJob, jobsArea, formModal, wrapTable, updatedLine } from './common.js';
+import { poll, runJob, jobsArea, formModal, wrapTable, updatedLine, staleNotice } from './common.js';
 
 const FORMATS = ['QCOW2', 'RAW', 'VHD', 'VMDK'];
 
@@ -109,19 +109,19 @@ route('/admin/templates', {
     });
 
     let failing = false;
+    let lastAt = Date.now();
     const tick = async () => {
       try {
         rows = await listAll('listTemplates', { templatefilter: 'all', listall: true });
         if (failing) notice.replaceChildren();
         failing = false;
+        lastAt = Date.now();
         draw();
         upd.mark();
       } catch (err) {
         if (!rows) throw err;
-        if (!failing) {
-          failing = true;
-          notice.replaceChildren(h('div', { class: 'alert alert-warn', role: 'status' }, `Refreshing failed: ${err.text || err.message}. Showing the last list; retrying.`));
-        }
+        failing = true;
+        notice.replaceChildren(staleNotice(err, lastAt, 'list'));
       }
       // Downloads move: look again soon while any is under way.
       return rows && rows.some((t) => downloadState(t).tone !== 'Ready' && !downloadState(t).failed) ? 2000 : 10000;
