@@ -315,7 +315,8 @@ func (c *consoleRun) testHostMaintenance(t *testing.T) {
 			target = h
 		}
 	}
-	tb.click(t, fmt.Sprintf(`table[data-table=hosts] tr[data-id="%s"]`, target.id))
+	// The row's first cell: toasts stack up at the right edge.
+	tb.click(t, fmt.Sprintf(`table[data-table=hosts] tr[data-id="%s"] td`, target.id))
 	tb.waitHash(t, "#/admin/hosts/"+target.id)
 	page := `[data-page=admin-hosts-id]`
 	rs := textOf(page + ` [data-field=resourcestate]`)
