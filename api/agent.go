@@ -183,9 +183,11 @@ func decodeAgent(body []byte, v any) *agentError {
 	return nil
 }
 
-// agentTimings returns the heartbeat interval and lease TTL agents are
-// told, from the cloud's settings.
+// agentTimings returns the heartbeat interval and lease TTL a registering
+// agent is told: the settings' (small-cloud) figures. A registration
+// grants no lease; the first heartbeat's answer, from the leader, carries
+// the timing in force, scaled to the cloud's size.
 func (s *Server) agentTimings() (agent.Millis, agent.Millis) {
-	interval, ttl, _ := s.c.State().LeaseTimings()
-	return agent.MillisOf(interval), agent.MillisOf(ttl)
+	t := s.c.State().BaseLeaseTiming()
+	return agent.MillisOf(t.Interval), agent.MillisOf(t.TTL)
 }

@@ -146,39 +146,46 @@ func (s *Server) agentHeartbeat(c *agentCall) (any, *agentError) {
 		return nil, e
 	}
 	// Heartbeats live in the leader's memory (its HA controller's lease
-	// timers): a follower passes them on.
-	if s.hb != nil && !s.hb.Heartbeat(c.host.ID, hb.SentAt, s.now()) {
-		return nil, s.forwardToLeader(c)
+	// timers): a follower passes them on. The answer carries exactly the
+	// timing the leader armed the host's timer with.
+	var grant fsm.LeaseTiming
+	if s.hb != nil {
+		g, ok := s.hb.Heartbeat(c.host.ID, hb.SentAt, s.now())
+		if !ok {
+			return nil, s.forwardToLeader(c)
+		}
+		grant = g
+	} else {
+		grant = s.c.State().BaseLeaseTiming()
 	}
 	// Only a change of state goes through raft: a heartbeat of a host that
 	// is already Up with the same hardware costs no write.
+	state := fsm.HostStateUp
 	_, err := s.agentCommit(c.req.Context(), func(st *fsm.Store) ([]fsm.TxnOp, error) {
 		h, err := fsm.Get[fsm.Host](st, nil, fsm.TableHosts, c.host.ID)
 		if err != nil || h == nil {
 			return nil, err
 		}
+		state = h.State
 		h = h.Copy()
 		if !applyFacts(h, &agent.RegisterRequest{Facts: hb.Facts, AgentVersion: h.Version, StatusURL: h.StatusURL, SelfFence: h.SelfFence}, s.hb == nil) {
 			return nil, nil
 		}
+		state = h.State // as committed
 		return []fsm.TxnOp{fsm.Update(fsm.TableHosts, h)}, nil
 	})
 	if err != nil {
 		return nil, agentErr(http.StatusServiceUnavailable, "could not record the heartbeat: %v", err)
 	}
-	interval, ttl := s.agentTimings()
-	state := fsm.HostStateUp
-	if h, _ := fsm.Get[fsm.Host](s.c.State(), nil, fsm.TableHosts, c.host.ID); h != nil {
-		state = h.State
-	}
-	return agent.HeartbeatResponse{State: state, HeartbeatInterval: interval, LeaseTTL: ttl}, nil
+	return agent.HeartbeatResponse{State: state, HeartbeatInterval: agent.MillisOf(grant.Interval), LeaseTTL: agent.MillisOf(grant.TTL)}, nil
 }
 
 // HeartbeatSink takes host heartbeats on the leader: the HA controller's
 // lease timers. Heartbeat returns false on a node that does not lead, and
-// the API then passes the request on to the leader.
+// the API then passes the request on to the leader; on the leader it
+// returns the timing to answer with (the lease the host's timer counts).
 type HeartbeatSink interface {
-	Heartbeat(hostID string, sent, received time.Time) bool
+	Heartbeat(hostID string, sent, received time.Time) (fsm.LeaseTiming, bool)
 }
 
 // headerForwarded marks an agent request a follower passed to the leader,
@@ -192,12 +199,7 @@ func (s *Server) forwardToLeader(c *agentCall) *agentError {
 	if c.req.Header.Get(headerForwarded) != "" {
 		return agentErr(http.StatusServiceUnavailable, "this server is no longer the leader; retry")
 	}
-	leader := ""
-	for _, p := range s.c.Status().Peers {
-		if p.Leader {
-			leader = p.APIURL
-		}
-	}
+	leader := s.leaderAPIURL()
 	if leader == "" {
 		return agentErr(http.StatusServiceUnavailable, "no leader known; retry")
 	}
@@ -219,4 +221,54 @@ func (s *Server) forwardToLeader(c *agentCall) *agentError {
 		return agentErr(http.StatusServiceUnavailable, "read the leader's answer: %v", err)
 	}
 	return &agentError{status: resp.StatusCode, relay: body, proof: resp.Header.Get(agent.HeaderProof)}
+}
+
+// leaderURLer is the cheap way to the leader's API address (cluster.Node
+// has it: raft's leader and a gossip member lookup, no status assembly).
+type leaderURLer interface {
+	LeaderAPIURL() string
+}
+
+// leaderAPIURL returns the leader's API address, or "" when none is known.
+func (s *Server) leaderAPIURL() string {
+	if l, ok := s.c.(leaderURLer); ok {
+		return l.LeaderAPIURL()
+	}
+	for _, p := range s.c.Status().Peers {
+		if p.Leader {
+			return p.APIURL
+		}
+	}
+	return ""
+}
+
+// relayIdleConns is how many idle connections to the leader a follower
+// keeps for relayed heartbeats: net/http keeps 2 per host by default, so
+// a busy relay would open (and leave in TIME_WAIT) a connection for
+// almost every heartbeat.
+const relayIdleConns = 128
+
+// relayClient returns c (nil: a plain client with a 10 s timeout) with a
+// transport that keeps relayIdleConns idle connections per server.
+func relayClient(c *http.Client) *http.Client {
+	if c == nil {
+		c = &http.Client{Timeout: 10 * time.Second}
+	}
+	var tr *http.Transport
+	switch t := c.Transport.(type) {
+	case nil:
+		tr = http.DefaultTransport.(*http.Transport).Clone()
+	case *http.Transport:
+		if t.MaxIdleConnsPerHost >= relayIdleConns {
+			return c
+		}
+		tr = t.Clone()
+	default:
+		return c
+	}
+	tr.MaxIdleConnsPerHost = relayIdleConns
+	tr.MaxIdleConns = max(tr.MaxIdleConns, 4*relayIdleConns)
+	out := *c
+	out.Transport = tr
+	return &out
 }

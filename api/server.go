@@ -75,10 +75,7 @@ func New(cfg Config) *Server {
 		cfg.Now = time.Now
 	}
 	s := &Server{c: cfg.Cluster, logger: cfg.Logger.Named("api"), ver: cfg.Version, now: cfg.Now, cmds: registry{}, regToken: cfg.RegistrationToken,
-		hb: cfg.Heartbeats, forwardClient: &http.Client{Timeout: 10 * time.Second}}
-	if cfg.ForwardClient != nil {
-		s.forwardClient = cfg.ForwardClient
-	}
+		hb: cfg.Heartbeats, forwardClient: relayClient(cfg.ForwardClient)}
 	s.cmds.add(zoneCommands()...)
 	s.cmds.add(configCommands()...)
 	s.cmds.add(userCommands()...)

@@ -502,19 +502,3 @@ func init() {
 		Label:  func(o Object) string { return o.(*ImageStore).Name },
 	})
 }
-
-// LeaseTimings returns the heartbeat interval, the lease TTL and the
-// leader's margin in force, from the settings, made consistent: at least a
-// second between heartbeats, a lease longer than the interval (five
-// intervals when the setting is not), and a margin of at least a second.
-// The API tells agents these figures and the HA controller counts by
-// them, so both sides of the lease argument always agree.
-func (s *Store) LeaseTimings() (interval, ttl, margin time.Duration) {
-	interval = time.Duration(max(1, s.SettingInt(SettingHeartbeatInterval))) * time.Second
-	ttl = time.Duration(s.SettingInt(SettingLeaseTTL)) * time.Second
-	if ttl <= interval {
-		ttl = 5 * interval
-	}
-	margin = time.Duration(max(1, s.SettingInt(SettingLeaseMargin))) * time.Second
-	return interval, ttl, margin
-}

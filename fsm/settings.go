@@ -25,6 +25,10 @@ const (
 	SettingDefaultPageSize    = "default.page.size"
 	SettingEnforcePostAndTime = "enforce.post.requests.and.timestamps"
 	SettingExpiresMaxAhead    = "api.signature.expires.max.minutes"
+	// SettingHeartbeatRate and SettingLeaseGranted scale host heartbeats
+	// with the number of hosts (lease_timings.go, docs/ha.md).
+	SettingHeartbeatRate = "host.heartbeat.rate"
+	SettingLeaseGranted  = "host.lease.granted"
 )
 
 var settingDefs = []SettingDef{
@@ -34,6 +38,10 @@ var settingDefs = []SettingDef{
 		Description: "When true, signed requests must use signature version 3 with an expiry no further ahead than api.signature.expires.max.minutes, and commands that change state must arrive as POST."},
 	{Name: SettingExpiresMaxAhead, Category: "Advanced", Type: "Integer", Default: "15", Dynamic: true,
 		Description: "How far in the future, in minutes, a signed request's expiry may lie when enforce.post.requests.and.timestamps is on."},
+	{Name: SettingHeartbeatRate, Category: "Advanced", Type: "Integer", Default: "1000", Dynamic: true,
+		Description: "Host heartbeats per second the leader takes at most: with more hosts than this rate times host.heartbeat.interval, agents heartbeat every hosts/rate seconds (whole seconds) and their lease grows with the interval. 0 turns scaling off."},
+	{Name: SettingLeaseGranted, Category: "Advanced", Type: "Integer", Default: "0", Dynamic: true,
+		Description: "Kept by the leader, not meant to be set: the longest lease TTL, in seconds, that a leader may have granted agents and not seen run out. A new leader's failover grace covers it; raising it by hand only lengthens that grace."},
 }
 
 // SettingDefs returns every known setting definition, sorted by name.

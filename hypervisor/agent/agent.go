@@ -380,8 +380,13 @@ func (a *Agent) registerWith(ctx context.Context, facts hypervisor.HostFacts, ke
 	if d := resp.HeartbeatInterval.Duration(); d > 0 {
 		a.interval = d
 	}
+	// A registration grants no lease: its TTL must not stretch a lease
+	// the agent holds (the leader counts that one by the TTL it granted
+	// with it). Without one, it only bounds the first heartbeat's tries.
 	if d := resp.LeaseTTL.Duration(); d > 0 {
-		a.leaseTTL = d
+		if valid, _ := a.leaseValidLocked(a.now()); !valid {
+			a.leaseTTL = d
+		}
 	}
 	a.mu.Unlock()
 	rec := hostRecord{HostID: resp.HostID, Token: token}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"sort"
@@ -48,10 +49,21 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 		a.mu.Lock()
 		interval := a.interval
 		a.mu.Unlock()
-		if !sleep(ctx, interval) {
+		if !sleep(ctx, spread(interval)) {
 			return
 		}
 	}
+}
+
+// spread shortens an interval by up to a tenth at random, so the
+// heartbeats of many hosts started together (a power cut, a restart of
+// every agent) drift apart instead of reaching the leader in bursts.
+// Shorter is always safe: the lease only gets renewed sooner.
+func spread(d time.Duration) time.Duration {
+	if j := int64(d / 10); j > 0 {
+		return d - time.Duration(rand.Int64N(j))
+	}
+	return d
 }
 
 // heartbeat sends one heartbeat. The lease counts from the moment the

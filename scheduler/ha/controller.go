@@ -62,6 +62,7 @@ type Controller struct {
 	timers  map[string]*hostTimer
 	fencing map[string]context.CancelFunc // hosts whose fence is under way
 	kick    chan struct{}                 // wakes the restarter
+	tuning  tuning                        // the timing granted to agents (timing.go)
 }
 
 // hostTimer is one host's lease timer and the deadline it was armed for.
@@ -71,7 +72,14 @@ type Controller struct {
 type hostTimer struct {
 	timer    Timer
 	deadline time.Time
-	epoch    uint64
+	// floor is the latest deadline of a lease the host may still hold:
+	// received + TTL + margin of every answer, and at the start of a term
+	// the longest lease a previous leader may have granted. It only moves
+	// later: an answer with a shorter lease than an earlier one may be
+	// lost, and the agent then still holds the earlier lease.
+	floor time.Time
+	ttl   time.Duration // the lease granted in the last answer
+	epoch uint64
 	// heard is when the last heartbeat of this term arrived; the term's
 	// start until the host heartbeats (its last one may have reached the
 	// previous leader just before it left).
@@ -151,12 +159,21 @@ func seconds(st *fsm.Store, name string) time.Duration {
 	return time.Duration(max(0, st.SettingInt(name))) * time.Second
 }
 
-// graceOf is the failover grace in force: never shorter than the leader's
-// own lease deadline (ttl + margin), or a new leader could declare a host
-// lost while the lease the old leader granted still runs.
-func graceOf(st *fsm.Store) time.Duration {
-	_, ttl, margin := st.LeaseTimings()
-	return max(seconds(st, fsm.SettingFailoverGrace), ttl+margin)
+// graceOf is the failover grace in force for a cloud of hosts hosts:
+// never shorter than the deadline of the longest lease any leader may have
+// granted (host.lease.granted, the settings' lease, the scaled lease for
+// this many hosts) plus the margin, or a new leader could declare a host
+// lost while a lease the old leader granted still runs. It is read from
+// the replicated state only, never from this node's memory.
+func graceOf(st *fsm.Store, hosts int) time.Duration {
+	return max(seconds(st, fsm.SettingFailoverGrace), leaseBound(st, hosts))
+}
+
+// leaseBound is how long after a leader took over a lease granted by a
+// previous one may still run, plus the margin.
+func leaseBound(st *fsm.Store, hosts int) time.Duration {
+	base := st.BaseLeaseTiming()
+	return max(st.LeaseGranted(), base.TTL, st.LeaseTimingFor(hosts).TTL) + base.Margin
 }
 
 // Establish arms every live host's timer with the failover grace (plus up
@@ -178,8 +195,10 @@ func (c *Controller) Establish(context.Context) error {
 	c.term++
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.kick = make(chan struct{}, 1)
-	grace := graceOf(st)
+	grace, bound := graceOf(st, len(hosts)), leaseBound(st, len(hosts))
 	now := c.clock.Now()
+	c.tuning = tuning{lowerAfter: now.Add(grace)}
+	c.tuneLocked(now)
 	for _, h := range hosts {
 		if !watched(h) {
 			continue
@@ -188,7 +207,8 @@ func (c *Controller) Establish(context.Context) error {
 		if g := int64(grace / 10); g > 0 {
 			jitter = time.Duration(rand.Int64N(g))
 		}
-		c.armLocked(h.ID, now.Add(grace+jitter)).heard = now
+		t := c.armLocked(h.ID, now.Add(grace+jitter))
+		t.heard, t.floor = now, now.Add(bound)
 	}
 	c.wg.Add(1)
 	go c.restarter(c.ctx, c.term)
@@ -231,23 +251,29 @@ func (c *Controller) Revoke() {
 	c.cancel()
 	c.mu.Unlock()
 	c.wg.Wait()
+	c.mu.Lock()
+	c.tuning = tuning{}
+	c.mu.Unlock()
 	c.logger.Info("host HA revoked")
 }
 
-// Heartbeat renews a host's lease on the leader: its timer is re-armed at
-// received + host.lease.ttl + host.lease.margin. It returns false when
-// this node does not lead (the API then relays the heartbeat). A heartbeat
-// of a host that is not Up (or not showing its healthy HA state) commits
-// it Up and calls off a fence under way: the host is alive.
-func (c *Controller) Heartbeat(hostID string, sent, received time.Time) bool {
+// Heartbeat renews a host's lease on the leader and returns the timing to
+// answer it with: the host's timer is armed for received + the granted
+// TTL + margin (or kept, if it was due later). The answer must carry
+// exactly that timing's TTL. It returns false when this node does not lead
+// (the API then relays the heartbeat). A heartbeat of a host that is not
+// Up (or not showing its healthy HA state) commits it Up and calls off a
+// fence under way: the host is alive.
+func (c *Controller) Heartbeat(hostID string, sent, received time.Time) (fsm.LeaseTiming, bool) {
 	c.mu.Lock()
 	if !c.leading || !c.cl.IsLeader() {
 		c.mu.Unlock()
-		return false
+		return fsm.LeaseTiming{}, false
 	}
+	c.tuneLocked(c.clock.Now())
 	t := c.timers[hostID]
 	if t == nil {
-		t = c.armLocked(hostID, received.Add(time.Hour)) // armed properly below
+		t = c.armLocked(hostID, received.Add(c.tuning.grant.Deadline()))
 	}
 	c.mu.Unlock()
 	// Hold the host's lock from here to the end, so an expiry whose timer
@@ -258,11 +284,16 @@ func (c *Controller) Heartbeat(hostID string, sent, received time.Time) bool {
 	c.mu.Lock()
 	if !c.leading || c.timers[hostID] != t {
 		c.mu.Unlock()
-		return false
+		return fsm.LeaseTiming{}, false
 	}
 	st := c.cl.State()
-	_, ttl, margin := st.LeaseTimings()
-	c.armLocked(hostID, received.Add(ttl+margin))
+	g := c.tuning.grant
+	d := received.Add(g.Deadline())
+	if t.floor.After(d) {
+		d = t.floor
+	}
+	t.floor, t.ttl = d, g.TTL
+	c.armLocked(hostID, d)
 	t.epoch++
 	t.heard = received
 	if stop := c.fencing[hostID]; stop != nil {
@@ -276,7 +307,7 @@ func (c *Controller) Heartbeat(hostID string, sent, received time.Time) bool {
 		defer cancel()
 		c.markUp(ctx, term, hostID, sent)
 	}
-	return true
+	return g, true
 }
 
 // armLocked (re)arms a host's timer for deadline. c.mu is held.
@@ -455,19 +486,20 @@ const peerDecisionWindow = 2 * time.Second
 // lost at the same moment as h was heard last about when h was, so a
 // cluster cut off as a whole never passes. peer names that host; ok is
 // true too when h has no peers (its agent then fences by itself).
-func (c *Controller) leasePeerHeard(st *fsm.Store, h *fsm.Host) (peer string, ok bool) {
+//
+// The agent's lease ended by its timer's floor less the margin (the
+// floor bounds every lease the host may hold), which is where need, the
+// time a peer must have been heard after, is counted from.
+func (c *Controller) leasePeerHeard(st *fsm.Store, h *fsm.Host) (peer string, ok bool, need time.Time) {
 	hosts, err := fsm.List[fsm.Host](st, nil, fsm.TableHosts, "cluster", h.ClusterID)
 	if err != nil {
-		return "", false
+		return "", false, need
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var heard time.Time
 	if t := c.timers[h.ID]; t != nil {
-		heard = t.heard
+		need = t.floor.Add(-c.tuning.grant.Margin + peerDecisionWindow)
 	}
-	_, ttl, _ := st.LeaseTimings()
-	need := heard.Add(ttl + peerDecisionWindow)
 	peers := 0
 	for _, p := range hosts {
 		if p.ID == h.ID || p.StatusURL == "" {
@@ -475,8 +507,8 @@ func (c *Controller) leasePeerHeard(st *fsm.Store, h *fsm.Host) (peer string, ok
 		}
 		peers++
 		if t := c.timers[p.ID]; p.State == fsm.HostStateUp && t != nil && !t.heard.Before(need) {
-			return p.Name, true
+			return p.Name, true, need
 		}
 	}
-	return "", peers == 0
+	return "", peers == 0, need
 }

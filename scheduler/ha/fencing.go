@@ -47,6 +47,12 @@ func (c *Controller) expire(term uint64, hostID string, epoch uint64) {
 // and the host is to be fenced.
 func (c *Controller) disconnect(ctx context.Context, term uint64, hostID string, epoch uint64) bool {
 	fenceIt := false
+	c.mu.Lock()
+	ttl, margin := c.tuning.grant.TTL, c.tuning.grant.Margin
+	if t := c.timers[hostID]; t != nil && t.ttl > 0 {
+		ttl = t.ttl
+	}
+	c.mu.Unlock()
 	err := c.expiryCommit(ctx, term, hostID, epoch, func(st *fsm.Store, h *fsm.Host) ([]fsm.TxnOp, error) {
 		if h.State != fsm.HostStateUp {
 			return nil, errSkip
@@ -64,8 +70,8 @@ func (c *Controller) disconnect(ctx context.Context, term uint64, hostID string,
 			h.HAState = fsm.HAStateSuspect
 		}
 		return []fsm.TxnOp{c.hostEvent(st, h, "HOST.DISCONNECT", fsm.EventError,
-			"host %s stopped heartbeating: its lease ran out (%ds + %ds margin after the last heartbeat); it is Disconnected and will be fenced through provider %s",
-			h.Name, st.SettingInt(fsm.SettingLeaseTTL), st.SettingInt(fsm.SettingLeaseMargin), providerName(h))}, nil
+			"host %s stopped heartbeating: its lease ran out (%s + %s margin after the last heartbeat); it is Disconnected and will be fenced through provider %s",
+			h.Name, ttl, margin, providerName(h))}, nil
 	})
 	if err != nil {
 		if !errors.Is(err, errSkip) {
@@ -125,7 +131,7 @@ func (c *Controller) fence(parent context.Context, term uint64, hostID string, e
 				"and confirm with declareHostAsDegraded", h.Name)
 			return
 		}
-		if peer, ok := c.leasePeerHeard(c.cl.State(), h); !ok {
+		if peer, ok := c.awaitLeasePeer(ctx, h); !ok {
 			c.alert(ctx, term, epoch, hostID, fsm.HAStateIneligible, "no other host of host %s's cluster has a lease either, so it may be cut off "+
 				"together with them rather than down; its agent keeps its VMs while none of its peers has a lease, and restarting them "+
 				"elsewhere could run them twice. Make sure the host is off, then confirm with declareHostAsDegraded", h.Name)
@@ -164,6 +170,26 @@ func (c *Controller) fence(parent context.Context, term uint64, hostID string, e
 		}
 	}
 	c.tryFence(ctx, term, epoch, h, provider, c.cfg.FenceAttempts)
+}
+
+// awaitLeasePeer is leasePeerHeard, waiting for a peer that was not heard
+// yet since the host's agent decided: a peer heartbeating every interval
+// may be heard up to an interval after that (heartbeats are far apart in
+// a big cloud). It gives up one interval and a second after need, or when
+// ctx ends (the host heartbeats again).
+func (c *Controller) awaitLeasePeer(ctx context.Context, h *fsm.Host) (string, bool) {
+	peer, ok, need := c.leasePeerHeard(c.cl.State(), h)
+	c.mu.Lock()
+	until := need.Add(c.tuning.grant.Interval + time.Second)
+	c.mu.Unlock()
+	for !ok {
+		left := until.Sub(c.clock.Now())
+		if left <= 0 || !c.sleep(ctx, min(left, time.Second)) {
+			return "", false
+		}
+		peer, ok, _ = c.leasePeerHeard(c.cl.State(), h)
+	}
+	return peer, ok
 }
 
 // tryFence runs the provider's fence up to attempts times with backoff and

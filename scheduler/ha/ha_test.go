@@ -113,7 +113,7 @@ func TestNewLeaderRearmsWithTheGrace(t *testing.T) {
 	e.beat("h-1", "h-2")
 	e.clk.Advance(5 * time.Second)
 	e.c.Revoke()
-	if e.c.Heartbeat("h-1", e.clk.Now(), e.clk.Now()) {
+	if _, ok := e.c.Heartbeat("h-1", e.clk.Now(), e.clk.Now()); ok {
 		t.Fatal("a controller that does not lead took a heartbeat")
 	}
 	e.clk.Advance(30 * time.Second) // an election: no heartbeats reach anyone
@@ -278,7 +278,7 @@ func TestTimerAfterLeadershipLostDoesNothing(t *testing.T) {
 	e.establish()
 	e.beat("h-1")
 	e.m.leader.Store(false)
-	if e.c.Heartbeat("h-1", e.clk.Now(), e.clk.Now()) {
+	if _, ok := e.c.Heartbeat("h-1", e.clk.Now(), e.clk.Now()); ok {
 		t.Fatal("heartbeat taken by a node that lost the lead")
 	}
 	e.clk.Advance(time.Minute)

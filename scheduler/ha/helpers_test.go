@@ -190,7 +190,7 @@ func (e *env) establish() {
 func (e *env) beat(hosts ...string) {
 	e.t.Helper()
 	for _, h := range hosts {
-		if !e.c.Heartbeat(h, e.clk.Now(), e.clk.Now()) {
+		if _, ok := e.c.Heartbeat(h, e.clk.Now(), e.clk.Now()); !ok {
 			e.t.Fatalf("heartbeat of %s refused on the leader", h)
 		}
 	}
