@@ -119,7 +119,7 @@ export function table({ name, columns, rows, rowId = (r) => r.id, onRow, empty =
   function fill(list) {
     tbody.replaceChildren();
     if (!list || list.length === 0) {
-      tbody.appendChild(h('tr', { class: 'empty-row' }, h('td', { colspan: columns.length }, emptyState(empty))));
+      tbody.appendChild(h('tr', { class: 'empty-row' }, h('td', { colspan: columns.length }, empty instanceof Node ? empty : emptyState(empty))));
       return;
     }
     for (const r of list) {

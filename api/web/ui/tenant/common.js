@@ -1,7 +1,7 @@
 // Shared pieces of the tenant views: a list page (search, filters, paging,
 // live refresh) and async actions with progress and clear errors.
 
-import { h, table, pager, field, showError, notify, jobProgress, loading, debounce, confirmAction, isTransitional } from '../core/ui.js';
+import { h, table, pager, field, showError, notify, jobProgress, loading, debounce, confirmAction, isTransitional, emptyState } from '../core/ui.js';
 import { call, callAsync, itemKey } from '../core/api.js';
 
 export const PAGE_SIZE = 20;
@@ -35,6 +35,14 @@ export function listView(host, { name, command, params = () => ({}), columns, fi
   const refresh = h('button', { type: 'button', class: 'btn', 'data-action': 'refresh', onclick: () => reload() }, 'Refresh');
   host.replaceChildren(h('div', { class: 'toolbar' }, controls, h('div', { class: 'spacer' }), refresh), tableBox, pagerBox);
 
+  function clearFilters() {
+    state.keyword = '';
+    state.filter = {};
+    state.page = 1;
+    for (const c of host.querySelectorAll('.toolbar input, .toolbar select')) c.value = '';
+    reload();
+  }
+
   let timer = null;
   let seq = 0;
   async function reload() {
@@ -63,7 +71,8 @@ export function listView(host, { name, command, params = () => ({}), columns, fi
     const focusRow = tableBox.contains(active) ? active.closest('tr[data-id]') : null;
     const focusId = focusRow ? focusRow.dataset.id : null;
     const focusIdx = focusRow ? [focusRow, ...focusRow.querySelectorAll('a, button')].indexOf(active) : -1;
-    tableBox.replaceChildren(table({ name, columns, rows, onRow, rowId, empty: filtered ? 'Nothing matches the search or filters.' : empty }));
+    const none = filtered ? emptyState('Nothing matches the search or filters.', h('button', { type: 'button', class: 'btn', 'data-action': 'clear-filters', onclick: clearFilters }, 'Clear search and filters')) : empty;
+    tableBox.replaceChildren(table({ name, columns, rows, onRow, rowId, empty: none }));
     if (focusId !== null) {
       const tr = [...tableBox.querySelectorAll('tr[data-id]')].find((x) => x.dataset.id === focusId);
       const target = tr && [tr, ...tr.querySelectorAll('a, button')][Math.max(0, focusIdx)];
