@@ -215,7 +215,7 @@ const HINTS = {
   0: 'The server did not answer. Check the network or the load balancer; reads are retried once automatically.',
   401: 'Your session is not valid any more: sign in again.',
   405: 'The request used the wrong HTTP method.',
-  431: 'Check the value named in the message and try again.',
+  431: 'Correct what the message names, then try again.',
   432: 'This command is not available to your account.',
   503: 'The cluster is choosing a new leader: wait a few seconds and retry.',
   530: 'The server hit an unexpected error; retry, and tell the operator if it persists.',

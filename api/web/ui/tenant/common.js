@@ -101,7 +101,8 @@ export async function runJob(box, label, command, params, { success, confirm } =
     setTimeout(() => slot.remove(), 6000);
     return res || {};
   } catch (err) {
-    jp.fail(err);
+    // The message area says what went wrong; the job's box goes.
+    slot.remove();
     showError(err);
     return undefined;
   }
