@@ -155,6 +155,8 @@ export function formModal({ title, intro, fields, submit = 'Save', action, check
     });
     document.addEventListener('keydown', onKey, true);
     document.body.appendChild(backdrop);
+    // Leaving the page (a link, the back button) closes the dialog.
+    onLeave(() => document.contains(backdrop) && close(null));
     const first = form.querySelector('input, select, textarea');
     (first || ok).focus();
   });
