@@ -22,10 +22,11 @@ function diskLabel(d) {
 route('/deploy', {
   title: 'Deploy a virtual machine',
   async render(el, params, query) {
-    const [zones, offerings, disks] = await Promise.all([
+    const [zones, offerings, disks, keypairs] = await Promise.all([
       call('listZones'),
       call('listServiceOfferings'),
       call('listDiskOfferings'),
+      call('listSSHKeyPairs').catch(() => ({ sshkeypair: [] })),
     ]);
     if (!zones.zone.length) {
       el.replaceChildren(pageHeader('Deploy a virtual machine'),
@@ -49,6 +50,9 @@ route('/deploy', {
     const nameF = field({ label: 'Name', name: 'name', required: true, placeholder: 'web-01', autocomplete: 'off',
       help: 'Host name of the VM: letters, digits and hyphens, starting with a letter, at most 63 characters.' });
     const dispF = field({ label: 'Display name', name: 'displayname', placeholder: 'Optional: a friendlier label' });
+    const keyF = keypairs.sshkeypair.length ? field({ label: 'SSH key pair', name: 'keypair', type: 'select',
+      options: [{ value: '', label: 'None' }, ...keypairs.sshkeypair.map((k) => ({ value: k.name, label: `${k.name}${k.fingerprint ? ` (${k.fingerprint})` : ''}` }))],
+      help: 'Its public key is given to the VM through cloud-init.' }) : null;
     const udF = field({ label: 'User data', name: 'userdata', type: 'textarea', rows: 6, placeholder: '#cloud-config\npackages:\n  - nginx',
       help: 'Optional cloud-init data as plain text; it is base64-encoded for you (at most 32 KiB).' });
 
@@ -61,7 +65,7 @@ route('/deploy', {
         card(null, h('h2', { class: 'step-title wizard-step' }, 'Template'), tmplF),
         card(null, h('h2', { class: 'step-title wizard-step' }, 'Compute offering'), offF, customBox),
         card(null, h('h2', { class: 'step-title wizard-step' }, 'Storage'), diskF, sizeF),
-        card(null, h('h2', { class: 'step-title wizard-step' }, 'Details'), nameF, dispF, udF)),
+        card(null, h('h2', { class: 'step-title wizard-step' }, 'Details'), nameF, dispF, keyF, udF)),
       h('div', { class: 'summary' }, card('Summary', summary, h('div', { class: 'form-actions' }, submit), progress)));
 
     let templates = [];
@@ -142,6 +146,7 @@ route('/deploy', {
         if (d && d.iscustomized) p.size = v.size;
       }
       if (v.userdata) p.userdata = utf8ToBase64(v.userdata);
+      if (v.keypair) p.keypair = v.keypair;
       busy = true;
       submit.disabled = true;
       submit.textContent = 'Deploying…';

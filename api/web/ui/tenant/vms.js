@@ -66,6 +66,8 @@ function actionsFor(vm, s) {
     a.push('recover');
     if (s && s.isAdmin) a.push('expunge');
   }
+  if (st === 'Stopped') a.push('scale');
+  if (st !== 'Destroyed' && st !== 'Expunging') a.push('edit');
   return a;
 }
 
@@ -99,6 +101,47 @@ route('/vms/:id', {
         destroy: ['Destroying', 'destroyVirtualMachine', {}, { title: `Destroy ${name}?`, text: 'The VM is stopped and marked Destroyed. It can be recovered until it is expunged.', confirm: 'Destroy' }, `${name} is destroyed.`],
         expunge: ['Expunging', 'expungeVirtualMachine', {}, { title: `Expunge ${name}?`, text: 'The VM and its root volume are deleted for good. This cannot be undone.', confirm: 'Expunge' }, `${name} is expunged.`],
       };
+      if (action === 'edit') {
+        const v = await formDialog({
+          title: `Edit ${name}`, submit: 'Save',
+          fields: [
+            { label: 'Display name', name: 'displayname', value: vm.displayname || '' },
+            { label: 'Group', name: 'group', value: vm.group || '', help: 'A label to sort VMs by, e.g. web or db.' },
+            { label: 'High availability: restart it on another host if its host fails', name: 'haenable', type: 'checkbox', value: !!vm.haenable },
+          ],
+        });
+        if (!v) return;
+        const r = await runSync(null, 'updateVirtualMachine', { id, displayname: v.displayname || undefined, group: v.group, haenable: v.haenable }, { success: `${name} updated.` });
+        if (r) {
+          headSig = '';
+          await refresh(false);
+        }
+        return;
+      }
+      if (action === 'scale') {
+        let offs;
+        try {
+          offs = (await call('listServiceOfferings')).serviceoffering.filter((o) => !o.iscustomized && o.id !== vm.serviceofferingid);
+        } catch (err) {
+          showError(err);
+          return;
+        }
+        if (!offs.length) {
+          showError({ command: 'listServiceOfferings', text: 'There is no other compute offering to change to.' });
+          return;
+        }
+        const v = await formDialog({
+          title: `Change the offering of ${name}`, text: `It has ${vm.serviceofferingname} (${spec(vm)}) now. The VM must be stopped.`, submit: 'Change offering',
+          fields: [{ label: 'Compute offering', name: 'serviceofferingid', type: 'select', required: true, options: offs.map((o) => ({ value: o.id, label: `${o.name} — ${o.cpunumber} vCPU, ${fmtMiB(o.memory)}` })) }],
+        });
+        if (!v) return;
+        const r = await runSync(null, 'changeServiceForVirtualMachine', { id, serviceofferingid: v.serviceofferingid }, { success: `${name} has a new offering.` });
+        if (r) {
+          headSig = '';
+          await refresh(false);
+        }
+        return;
+      }
       if (action === 'recover') {
         const r = await runSync(null, 'recoverVirtualMachine', { id }, { success: `${name} is recovered (Stopped).`, confirm: { title: `Recover ${name}?`, text: 'The VM comes back Stopped, with its volumes.', confirm: 'Recover', danger: false } });
         if (r) await refresh(true);
@@ -126,13 +169,14 @@ route('/vms/:id', {
 
     let headSig = '';
     function renderHead() {
-      const acts = running ? [] : actionsFor(vm, s);
+      const order = ['start', 'stop', 'reboot', 'scale', 'edit', 'recover', 'destroy', 'expunge'];
+      const acts = running ? [] : actionsFor(vm, s).sort((x, y) => order.indexOf(x) - order.indexOf(y));
       // Rebuild only on a change, so a keyboard user's focus stays put.
       const sig = JSON.stringify([vm.name, vm.displayname, vm.state, running > 0, acts]);
       if (sig === headSig) return;
       const hadFocus = head.contains(document.activeElement) ? document.activeElement.dataset.action || 'h1' : null;
       headSig = sig;
-      const labels = { start: 'Start', stop: 'Stop', reboot: 'Reboot', destroy: 'Destroy', recover: 'Recover', expunge: 'Expunge' };
+      const labels = { start: 'Start', stop: 'Stop', reboot: 'Reboot', destroy: 'Destroy', recover: 'Recover', expunge: 'Expunge', edit: 'Edit', scale: 'Change offering' };
       const kinds = { start: 'primary', destroy: 'danger', expunge: 'danger' };
       head.replaceChildren(
         h('div', { class: 'breadcrumb' }, h('a', { href: '#/vms' }, 'Virtual machines'), ' / ', vm.name),
