@@ -49,7 +49,7 @@ func TestConsole(t *testing.T) {
 	}
 	t.Logf("e2e: console test set up in %s", time.Since(began).Round(time.Millisecond))
 
-	c := &consoleRun{t: t, d: d, r: r, b: b, admin: admin, login: login, bgIDs: bgIDs}
+	c := &consoleRun{d: d, r: r, b: b, admin: admin, login: login, bgIDs: bgIDs, bgNames: bgNames}
 	t.Run("Login", c.testLogin)
 	t.Run("DeployAndStop", c.testDeployAndStop)
 	t.Run("HostMaintenance", c.testHostMaintenance)
@@ -62,16 +62,15 @@ func TestConsole(t *testing.T) {
 
 // consoleRun is the state the console's subtests share.
 type consoleRun struct {
-	t     *testing.T
-	d     *devCloud
-	r     *vmRun
-	b     *browser
-	admin *tab
-	login devLogin
-	bgIDs []string
+	d       *devCloud
+	r       *vmRun
+	b       *browser
+	admin   *tab
+	login   devLogin
+	bgIDs   []string // VMs deployed through the API, and their names
+	bgNames []string
 
-	signedIn bool
-	vmID     string
+	signedIn bool // the admin tab is signed in (Login passed that far)
 }
 
 // devLogin is the admin's username and password from cloud.json.
@@ -185,8 +184,8 @@ func (c *consoleRun) testLogin(t *testing.T) {
 	c.signedIn = true
 	for i, id := range c.bgIDs {
 		tb.waitFor(t, "VM "+id+" Running in the VM list", uiTimeout, fmt.Sprintf(`%s === 'Running'`, rowField("vms", id, "state")))
-		if name := evalJS[string](t, tb, textOf(fmt.Sprintf(`table[data-table=vms] tr[data-id="%s"]`, id))); !strings.Contains(name, bgNames(i)) {
-			t.Errorf("the VM list row of %s reads %q; want it to name %s", id, name, bgNames(i))
+		if name := evalJS[string](t, tb, textOf(fmt.Sprintf(`table[data-table=vms] tr[data-id="%s"]`, id))); !strings.Contains(name, c.bgNames[i]) {
+			t.Errorf("the VM list row of %s reads %q; want it to name %s", id, name, c.bgNames[i])
 		}
 	}
 	if evalJS[bool](t, tb, visible(`[data-page=login]`)) {
@@ -195,17 +194,23 @@ func (c *consoleRun) testLogin(t *testing.T) {
 	tb.screenshot(t, "vms")
 }
 
-func bgNames(i int) string { return []string{"web-01", "web-02", "db-01"}[i] }
+// adminGoes has the signed-in admin follow the link to hash (a navigation
+// entry or a button) and waits for the route; it skips the subtest when
+// the admin could not sign in.
+func (c *consoleRun) adminGoes(t *testing.T, hash string) *tab {
+	t.Helper()
+	if !c.signedIn {
+		t.Skip("needs the admin signed in (Login failed)")
+	}
+	c.admin.click(t, fmt.Sprintf(`a[href="%s"]`, hash))
+	c.admin.waitHash(t, hash)
+	return c.admin
+}
 
 // (2) Deploy through the wizard: the job's progress shows, the VM's page
 // reaches Running and the VM really runs on a host; stop it from its page.
 func (c *consoleRun) testDeployAndStop(t *testing.T) {
-	if !c.signedIn {
-		t.Skip("needs the admin signed in (Login failed)")
-	}
-	tb := c.admin
-	tb.click(t, `a[href="#/deploy"]`)
-	tb.waitHash(t, "#/deploy")
+	tb := c.adminGoes(t, "#/deploy")
 	tb.waitFor(t, "the deploy wizard", uiTimeout, visible("[data-page=deploy] h1"))
 	tb.choose(t, "zoneid", c.r.zone)
 	tb.choose(t, "templateid", c.r.template)
@@ -231,7 +236,6 @@ func (c *consoleRun) testDeployAndStop(t *testing.T) {
 	if !uuidRE.MatchString(id) {
 		t.Fatalf("the wizard went to %s; want #/vms/<VM id>", hash)
 	}
-	c.vmID = id
 	jobs := evalJS[[]string](t, tb, `window.__e2eJobs`)
 	var jobID string
 	for _, j := range jobs {
@@ -287,12 +291,7 @@ func (c *consoleRun) stopFromPage(t *testing.T, id string, host *simHost) {
 
 // (3) As admin, put a host into maintenance from its page, see it, cancel.
 func (c *consoleRun) testHostMaintenance(t *testing.T) {
-	if !c.signedIn {
-		t.Skip("needs the admin signed in (Login failed)")
-	}
-	tb := c.admin
-	tb.click(t, `a[href="#/admin/infra"]`)
-	tb.waitHash(t, "#/admin/infra")
+	tb := c.adminGoes(t, "#/admin/infra")
 	for _, h := range c.d.hosts {
 		tb.waitFor(t, "host "+h.name+" Up in the infrastructure view", uiTimeout, fmt.Sprintf(`%s === 'Up'`, rowField("hosts", h.id, "state")))
 	}
@@ -363,7 +362,7 @@ func (c *consoleRun) testTenant(t *testing.T) {
 	if n := evalJS[int](t, tb, `[...document.querySelectorAll('a[href^="#/admin"]')].filter(e => e.getClientRects().length).length`); n != 0 {
 		t.Errorf("the tenant sees %d links to admin pages; want none", n)
 	}
-	if !evalJS[bool](t, c.admin, visible(`nav a[href="#/admin/cluster"]`)) && c.signedIn {
+	if c.signedIn && !evalJS[bool](t, c.admin, visible(`nav a[href="#/admin/cluster"]`)) {
 		t.Errorf("the admin's navigation has no link to the cluster page (the tenant check needs the contrast)")
 	}
 	for _, id := range c.bgIDs {
@@ -385,9 +384,6 @@ func (c *consoleRun) testTenant(t *testing.T) {
 // is killed with SIGKILL and the page, without a reload, shows it Down or
 // unreachable and names the new leader.
 func (c *consoleRun) testClusterLeaderKill(t *testing.T) {
-	if !c.signedIn {
-		t.Skip("needs the admin signed in (Login failed)")
-	}
 	ms, err := c.r.cs.Management.ListManagementServers(c.r.cs.Management.NewListManagementServersParams())
 	if err != nil || len(ms.ManagementServers) != 3 {
 		t.Fatalf("listManagementServers: %+v, %v; want 3 servers", ms, err)
@@ -396,9 +392,7 @@ func (c *consoleRun) testClusterLeaderKill(t *testing.T) {
 	for _, m := range ms.ManagementServers {
 		rowOf[m.Name] = m.Id
 	}
-	tb := c.admin
-	tb.click(t, `a[href="#/admin/cluster"]`)
-	tb.waitHash(t, "#/admin/cluster")
+	tb := c.adminGoes(t, "#/admin/cluster")
 	ctx, cancel := context.WithTimeout(context.Background(), leaderTimeout)
 	defer cancel()
 	leader, _, err := c.d.leader(ctx)
