@@ -13,7 +13,7 @@ const REFRESH_MS = 2000;
 // sinceCollection says how long before the server's collection time a date
 // was, so the browser's clock does not matter.
 function since(date, collected) {
-  if (!date) return 'never';
+  if (!date) return 'not reached';
   return ago(date, collected ? new Date(collected).getTime() : Date.now());
 }
 

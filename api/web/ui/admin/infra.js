@@ -38,8 +38,8 @@ export function hostColumns({ where = true } = {}) {
     { key: 'state', label: 'State', render: (x) => badge(x.state) },
     { key: 'resourcestate', label: 'Resource state', render: (x) => badge(x.resourcestate) },
     where ? { key: 'clustername', label: 'Cluster', render: (x) => h('span', { title: `${x.zonename || ''} / ${x.podname || ''} / ${x.clustername || ''}` }, x.clustername || '') } : null,
-    { key: 'cpu', label: 'CPU allocated', sortValue: (x) => hostCPU(x).used / (hostCPU(x).total || 1), render: (x) => usage(`CPU of ${x.name}`, hostCPU(x).used, hostCPU(x).total, fmtMHz, { compact: true }) },
-    { key: 'memory', label: 'Memory allocated', sortValue: (x) => hostMemory(x).used / (hostMemory(x).total || 1), render: (x) => usage(`Memory of ${x.name}`, hostMemory(x).used, hostMemory(x).total, fmtBytes, { compact: true }) },
+    { key: 'cpu', label: 'CPU', sortValue: (x) => hostCPU(x).used / (hostCPU(x).total || 1), render: (x) => usage(`CPU of ${x.name}`, hostCPU(x).used, hostCPU(x).total, fmtMHz, { compact: true }) },
+    { key: 'memory', label: 'Memory', sortValue: (x) => hostMemory(x).used / (hostMemory(x).total || 1), render: (x) => usage(`Memory of ${x.name}`, hostMemory(x).used, hostMemory(x).total, fmtBytes, { compact: true }) },
     { key: 'ha', label: 'HA', sortValue: (x) => (x.hostha && x.hostha.hastate) || '', render: haCell },
   ].filter(Boolean);
 }
@@ -152,7 +152,7 @@ route('/admin/infra', {
         h('div', { class: 'card-head' }, h('h2', { class: 'card-title' }, title),
           h('div', { class: 'state-counts' }, Object.entries(counts).map(([s, n]) => h('span', { class: 'state-count' }, badge(s), ` ${n}`)))),
         wrapTable(table({
-          name: 'hosts', columns: hostColumns(), rows: shown, caption: title,
+          name: 'hosts', columns: hostColumns({ where: kind !== 'cluster' }), rows: shown, caption: title,
           onRow: (x) => go(`#/admin/hosts/${x.id}`),
           empty: hosts.length ? 'No hosts here.' : 'No hosts yet: start an agent with a registration token, or add one with addHost.',
         }))));
