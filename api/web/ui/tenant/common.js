@@ -80,7 +80,12 @@ export function listView(host, { name, command, params = () => ({}), columns, fi
     }
     pagerBox.replaceChildren(r.count > PAGE_SIZE || state.page > 1 ? pager({ page: state.page, pagesize: PAGE_SIZE, count: r.count, onPage: (p) => { state.page = p; reload(); } }) : h('div', { class: 'pager' }, h('span', { class: 'pager-info' }, `${r.count} item${r.count === 1 ? '' : 's'}`)));
     const busy = pollWhile ? pollWhile(rows) : rows.some((x) => isTransitional(x.state));
-    if (busy) timer = setTimeout(() => host.isConnected && reload(), 2000);
+    const tick = () => {
+      if (!host.isConnected) return;
+      if (busy || document.visibilityState === 'visible') reload();
+      else timer = setTimeout(tick, 15000);
+    };
+    timer = setTimeout(tick, busy ? 2000 : 15000);
   }
   reload();
   return { reload, stop: () => clearTimeout(timer) };

@@ -319,7 +319,10 @@ route('/vms/:id', {
 
     function schedule() {
       clearTimeout(timer);
-      if (el.isConnected && vm && (running || isTransitional(vm.state))) timer = setTimeout(() => refresh(false), 2000);
+      if (!el.isConnected || !vm) return;
+      // Fast while something changes, slowly otherwise (HA or another user may act on it).
+      const busy = running || isTransitional(vm.state);
+      timer = setTimeout(() => (busy || document.visibilityState === 'visible' ? refresh(false) : schedule()), busy ? 2000 : 10000);
     }
 
     vm = await fetchVM();
