@@ -8,7 +8,27 @@ export const PAGE_SIZE = 20;
 
 // listView renders a searchable, filterable, paged table of a list command
 // into host and answers {reload()}. filters: [{name, label, options}].
-export function listView(host, { name, command, params = () => ({}), columns, filters = [], search = true, onRow, rowId = (r) => r.id, empty, pollWhile, searchLabel = 'Search' }) {
+// newestPage answers page p of a list the server keeps oldest first, newest
+// first: the items it needs from at most two of the server's pages.
+async function newestPage(command, q, p) {
+  const key = itemKey(command);
+  const head = await call(command, { ...q, page: 1, pagesize: 1 });
+  const count = head.count;
+  const end = count - (p - 1) * PAGE_SIZE; // exclusive index, oldest-first order
+  const start = Math.max(0, end - PAGE_SIZE);
+  if (end <= 0) return { count, [key]: [] };
+  const items = [];
+  for (let sp = Math.floor(start / PAGE_SIZE) + 1; (sp - 1) * PAGE_SIZE < end; sp++) {
+    const r = await call(command, { ...q, page: sp, pagesize: PAGE_SIZE });
+    const from = (sp - 1) * PAGE_SIZE;
+    r[key].forEach((x, i) => {
+      if (from + i >= start && from + i < end) items.push(x);
+    });
+  }
+  return { count, [key]: items.reverse() };
+}
+
+export function listView(host, { name, command, params = () => ({}), columns, filters = [], search = true, onRow, rowId = (r) => r.id, empty, pollWhile, searchLabel = 'Search', newestFirst = false }) {
   const state = { page: 1, keyword: '', filter: {} };
   const tableBox = h('div', { class: 'table-wrap' }, loading());
   const pagerBox = h('div');
@@ -50,7 +70,8 @@ export function listView(host, { name, command, params = () => ({}), columns, fi
     clearTimeout(timer);
     let r;
     try {
-      r = await call(command, { ...params(), ...state.filter, keyword: state.keyword, page: state.page, pagesize: PAGE_SIZE });
+      const q = { ...params(), ...state.filter, keyword: state.keyword };
+      r = newestFirst ? await newestPage(command, q, state.page) : await call(command, { ...q, page: state.page, pagesize: PAGE_SIZE });
     } catch (err) {
       if (my !== seq || !host.isConnected) return;
       tableBox.replaceChildren(h('div', { class: 'empty' }, h('p', {}, 'The list could not be loaded.'),

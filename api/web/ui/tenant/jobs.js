@@ -21,6 +21,14 @@ function instance(j) {
   return `${j.jobinstancetype || ''} ${j.jobinstanceid.slice(0, 8)}`;
 }
 
+function took(j) {
+  if (!j.completed) return h('span', { class: 'muted' }, 'running…');
+  const ms = Date.parse(j.completed) - Date.parse(j.created);
+  if (!Number.isFinite(ms)) return '';
+  const sec = Math.max(0, Math.round(ms / 1000));
+  return sec < 60 ? `${sec} s` : `${Math.floor(sec / 60)} min ${sec % 60} s`;
+}
+
 route('/jobs', {
   title: 'Async jobs',
   nav: 'Jobs',
@@ -35,13 +43,13 @@ route('/jobs', {
       params: () => (s && s.isAdmin ? { listall: true } : {}),
       search: false,
       columns: [
-        { key: 'cmd', label: 'Command', render: (j) => [h('span', { class: 'cell-name' }, (j.cmd || '').replace(/^.*\./, '')), h('span', { class: 'cell-sub mono' }, j.jobid)] },
+        { key: 'cmd', label: 'Command', render: (j) => [h('span', { class: 'cell-name' }, (j.cmd || '').replace(/^.*\./, '').replace(/Cmd$/, '')), h('span', { class: 'cell-sub mono', title: j.jobid }, `job ${j.jobid.slice(0, 8)}`)] },
         { key: 'jobstatus', label: 'Status', render: (j) => badge(STATUS[j.jobstatus] || String(j.jobstatus)), sortValue: (j) => j.jobstatus },
         { key: 'jobinstanceid', label: 'Resource', render: instance },
         { key: 'result', label: 'Result', sortable: false, render: result, class: 'wrap' },
         s && s.isAdmin ? { key: 'account', label: 'Account' } : null,
         { key: 'created', label: 'Started', render: (j) => fmtDate(j.created) },
-        { key: 'completed', label: 'Finished', render: (j) => (j.completed ? fmtDate(j.completed) : h('span', { class: 'muted' }, 'running…')) },
+        { key: 'completed', label: 'Took', render: took, sortValue: (j) => (j.completed ? Date.parse(j.completed) - Date.parse(j.created) : Infinity) },
       ].filter(Boolean),
       rowId: (j) => j.jobid,
       onRow: (j) => detail.replaceChildren(card(`Job ${j.jobid}`, kv([
@@ -54,6 +62,7 @@ route('/jobs', {
         ['Result', j.jobresult ? h('pre', { class: 'secret' }, JSON.stringify(j.jobresult, null, 2)) : ''],
       ]), h('button', { type: 'button', class: 'btn btn-sm', onclick: () => detail.replaceChildren() }, 'Close'))),
       pollWhile: (rows) => rows.some((j) => j.jobstatus === 0),
+      newestFirst: true,
       empty: 'No jobs yet. Deploying, starting or stopping a VM runs a job.',
     });
   },
