@@ -24,6 +24,7 @@ type scaleDeploy struct {
 	RunningP50   time.Duration // deploy sent -> job done with the VM Running
 	RunningP99   time.Duration
 	TimedOut     bool
+	Aborted      string // why the phase stopped early, if it did
 	TenantVMs    int
 	Windows      []float64 // VMs Running per 10 s window, in order
 }
@@ -32,11 +33,15 @@ type scaleDeploy struct {
 // until it is done (the job succeeds only once the VM runs on a host, as
 // the agent reported), then deploys the next.
 type scaleDeployer struct {
-	c   *testCluster
-	api *scaleAPI
-	z   *scaleZoneIDs
-	cfg scaleConfig
+	c    *testCluster
+	api  *scaleAPI
+	z    *scaleZoneIDs
+	cfg  scaleConfig
+	stop atomic.Bool // the phase is over: clients stop polling
 }
+
+// scaleJobTimeout bounds the wait for one deploy's job.
+const scaleJobTimeout = 5 * time.Minute
 
 func (d *scaleDeployer) deployOne(client, seq int, k adminKeys) (accepted, running time.Duration, err error) {
 	start := time.Now()
@@ -67,6 +72,12 @@ func (d *scaleDeployer) deployOne(client, seq int, k adminKeys) (accepted, runni
 			return accepted, time.Since(start), nil
 		case 2:
 			return accepted, 0, fmt.Errorf("job failed %d: %v", j.JobResultCode, j.JobResult["errortext"])
+		}
+		if d.stop.Load() {
+			return accepted, 0, fmt.Errorf("job still pending when the deploy phase stopped")
+		}
+		if time.Since(start) > scaleJobTimeout {
+			return accepted, 0, fmt.Errorf("job still pending after %s", scaleJobTimeout)
 		}
 		time.Sleep(d.cfg.pollEvery) // as an SDK polls its job
 	}
@@ -100,19 +111,31 @@ func runScaleDeploy(t *testing.T, c *testCluster, api *scaleAPI, z *scaleZoneIDs
 	stopProf := prof.cpu("deploy", c, min(2*time.Minute, time.Duration(cfg.vms)*time.Millisecond))
 	t0 := time.Now()
 	progressStop := make(chan struct{})
+	var aborted string
 	go func() {
 		tick := time.NewTicker(30 * time.Second)
 		defer tick.Stop()
+		lastN, lastProgress := 0, time.Now()
 		for {
 			select {
 			case <-progressStop:
 				return
 			case <-tick.C:
 				mu.Lock()
-				n := len(doneAt)
+				n, f := len(doneAt), failed
 				mu.Unlock()
 				t.Logf("e2e: deploy: %d of %d VMs Running after %s (%.0f/s), %d failed", n, cfg.vms, time.Since(t0).Round(time.Second),
-					float64(n)/time.Since(t0).Seconds(), failed)
+					float64(n)/time.Since(t0).Seconds(), f)
+				if n > lastN {
+					lastN, lastProgress = n, time.Now()
+				} else if time.Since(lastProgress) >= cfg.stallLimit {
+					mu.Lock()
+					aborted = fmt.Sprintf("no VM reached Running for %s (%d Running, %d failed): phase stopped", cfg.stallLimit, n, f)
+					mu.Unlock()
+					t.Logf("e2e: deploy: %s", aborted)
+					d.stop.Store(true)
+					return
+				}
 			}
 		}
 	}()
@@ -124,7 +147,7 @@ func runScaleDeploy(t *testing.T, c *testCluster, api *scaleAPI, z *scaleZoneIDs
 				k = z.tenant
 			}
 			for seq := 0; ; seq++ {
-				if next.Add(1) > int64(cfg.vms) || time.Now().After(deadline) {
+				if next.Add(1) > int64(cfg.vms) || time.Now().After(deadline) || d.stop.Load() {
 					return
 				}
 				a, r, err := d.deployOne(cl, seq, k)
@@ -144,10 +167,14 @@ func runScaleDeploy(t *testing.T, c *testCluster, api *scaleAPI, z *scaleZoneIDs
 	}
 	wg.Wait()
 	elapsed := time.Since(t0)
+	d.stop.Store(true)
 	close(progressStop)
 	stopProf()
 	res := scaleDeploy{Done: len(runLat), Failed: failed, Errors: errs, Elapsed: elapsed, TenantVMs: tenantCount,
 		TimedOut: time.Now().After(deadline)}
+	mu.Lock()
+	res.Aborted = aborted
+	mu.Unlock()
 	res.PerSecond = float64(res.Done) / res.Elapsed.Seconds()
 	sortDurations(accLat)
 	sortDurations(runLat)

@@ -133,6 +133,9 @@ func (r *scaleReport) print(t *testing.T, cfg scaleConfig) {
 	fmt.Fprintf(&sb, "| new server joins: caught up with index %d / ready voter | %s / %s %s |\n", r.Join.TargetIndex,
 		fmtDur(r.Join.CaughtUp), fmtDur(r.Join.Ready), r.Join.Err)
 	fmt.Fprintf(&sb, "\nplacements/s per 10 s window: %s\n", fmtRates(d.Windows))
+	if d.Aborted != "" {
+		fmt.Fprintf(&sb, "\ndeploy phase aborted: %s\n", d.Aborted)
+	}
 	if len(d.Errors) > 0 {
 		fmt.Fprintf(&sb, "\ndeploy errors: %v\n", d.Errors)
 	}
