@@ -162,7 +162,8 @@ route('/deploy', {
         const id = (res.virtualmachine && res.virtualmachine.id) || vmid;
         go(`#/vms/${encodeURIComponent(id)}`);
       } catch (err) {
-        jp.fail(err);
+        // The message area says why; the summary keeps a short note.
+        jp.fail({ text: 'see the message at the top of the page' });
         showError(err);
         // Point at the field a parameter error names.
         const m = /\b(zoneid|templateid|serviceofferingid|diskofferingid|name|userdata|size|displayname)\b/.exec(err.text || '');
