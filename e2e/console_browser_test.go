@@ -431,6 +431,18 @@ const junkTextJS = `(() => {
 	return out;
 })()`
 
+// apiCookies returns the cookies the browser holds for the API endpoint.
+func (tb *tab) apiCookies(t *testing.T) []*network.Cookie {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, uiTimeout)
+	defer cancel()
+	res, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{tb.b.base + "/client/api"}})
+	if err != nil {
+		t.Fatalf("%s: read the browser's cookies: %v", tb.name, err)
+	}
+	return res.Cookies
+}
+
 // jsString quotes s as a JavaScript string literal.
 func jsString(s string) string {
 	b, _ := json.Marshal(s)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/apache/cloudstack-go/v2/cloudstack"
+	"github.com/chromedp/cdproto/network"
 )
 
 // TestConsole drives the web console in headless Chromium through HAProxy
@@ -378,6 +379,68 @@ func (c *consoleRun) testTenant(t *testing.T) {
 	if n := evalJS[int](t, tb, `document.querySelectorAll('table[data-table=managementservers] tr[data-id]').length`); n != 0 {
 		t.Errorf("the tenant sees %d management servers on #/admin/cluster; want none", n)
 	}
+
+	// The session's cookies are what docs/console.md says, and they work
+	// for the API from anywhere with the key; signing out ends the session
+	// on the servers, and its pages ask for a login again.
+	cookies := tb.apiCookies(t)
+	byName := map[string]*network.Cookie{}
+	for _, ck := range cookies {
+		byName[ck.Name] = ck
+	}
+	for _, name := range []string{"JSESSIONID", "sessionkey"} {
+		ck := byName[name]
+		if ck == nil || !ck.HTTPOnly || ck.Path != "/client" || ck.SameSite != network.CookieSameSiteLax {
+			t.Errorf("the session cookie %s is %+v; want it HttpOnly, SameSite=Lax, Path=/client", name, ck)
+		}
+	}
+	if byName["sessionkey"] == nil {
+		t.Fatal("the tenant's browser holds no sessionkey cookie")
+	}
+	if code := sessionCall(t, c.d.lb.apiURL(), cookies, byName["sessionkey"].Value); code != http.StatusOK {
+		t.Errorf("listVirtualMachines with the tenant's session answered HTTP %d; want 200", code)
+	}
+	tb.click(t, `button[data-action=logout]`)
+	tb.waitFor(t, "the login page after signing out", uiTimeout, visible("#login-username"))
+	tb.setHash(t, "#/vms")
+	tb.waitFor(t, "the login page for #/vms after signing out", uiTimeout,
+		`location.hash.startsWith('#/login') && `+visible("#login-username")+` && !document.querySelector('table[data-table=vms]')`)
+	// Every server must refuse it; a follower may take a moment to apply the
+	// logout, so ask a few times in a row (round robin) until all refuse.
+	deadline, refused := time.Now().Add(5*time.Second), 0
+	for refused < len(c.d.c.servers) {
+		code := sessionCall(t, c.d.lb.apiURL(), cookies, byName["sessionkey"].Value)
+		if code == http.StatusUnauthorized {
+			refused++
+			continue
+		}
+		refused = 0
+		if time.Now().After(deadline) {
+			t.Fatalf("5 s after signing out the session still answers listVirtualMachines with HTTP %d; want 401", code)
+		}
+		time.Sleep(uiPollEvery) // poll interval of a condition with a deadline
+	}
+}
+
+// sessionCall sends listVirtualMachines with a browser's session cookies
+// and key, as the console does, and returns the HTTP status.
+func sessionCall(t *testing.T, apiURL string, cookies []*network.Cookie, key string) int {
+	t.Helper()
+	form := url.Values{"command": {"listVirtualMachines"}, "sessionkey": {key}, "response": {"json"}}
+	req, err := http.NewRequest(http.MethodPost, apiURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for _, ck := range cookies {
+		req.AddCookie(&http.Cookie{Name: ck.Name, Value: ck.Value})
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("listVirtualMachines with the session: %v", err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 // (4) The cluster page shows the three servers and the leader; the leader
