@@ -58,14 +58,15 @@ func init() {
 
 func listEvents(r *Request) (any, *Error) {
 	p := r.Params
-	start, limit, e := p.Page(r.State().SettingInt(fsm.SettingDefaultPageSize))
+	pg, e := pageParams[*fsm.Event](r)
 	if e != nil {
 		return nil, e
 	}
-	scope, e := r.listScope()
+	q, e := r.listScopeQuery()
 	if e != nil {
 		return nil, e
 	}
+	scope := q.keep
 	var from, to time.Time
 	for name, dst := range map[string]*time.Time{"startdate": &from, "enddate": &to} {
 		if p.Has(name) {
@@ -81,21 +82,25 @@ func listEvents(r *Request) (any, *Error) {
 			return nil, e
 		}
 	}
-	events, err := fsm.List[fsm.Event](r.State(), nil, fsm.TableEvents, "create")
+	// Newest first, as CloudStack lists them.
+	events, err := scopedRows[fsm.Event](r, q, fsm.TableEvents, true)
 	if err != nil {
 		return nil, ErrInternal("event scan failed")
 	}
 	id, typ, level := strings.ToLower(p.String("id")), p.String("type"), p.String("level")
-	rid, rtype, kw := strings.ToLower(p.String("resourceid")), p.String("resourcetype"), strings.ToLower(p.String("keyword"))
-	var out []eventResponse
-	for i := len(events) - 1; i >= 0; i-- { // newest first, as CloudStack lists them
-		ev := events[i]
+	rid, rtype := strings.ToLower(p.String("resourceid")), p.String("resourcetype")
+	words := newKeywordMatcher(strings.ToLower(p.String("keyword")))
+	for ev := range events {
 		if !scope(ev.AccountID, ev.DomainID) || (id != "" && ev.ID != id) || (typ != "" && !strings.EqualFold(ev.Type, typ)) ||
 			(level != "" && !strings.EqualFold(ev.Level, level)) || (rid != "" && ev.ResourceID != rid) ||
 			(rtype != "" && !strings.EqualFold(ev.ResourceType, rtype)) || (!from.IsZero() && ev.Created.Before(from)) ||
-			(!to.IsZero() && ev.Created.After(to)) || (kw != "" && !strings.Contains(strings.ToLower(ev.Description+" "+ev.Type), kw)) {
+			(!to.IsZero() && ev.Created.After(to)) || (words.kw != "" && !words.match(ev.Description, ev.Type)) {
 			continue
 		}
+		pg.add(ev)
+	}
+	out := make([]eventResponse, 0, len(pg.page))
+	for _, ev := range pg.page {
 		acct, dom := r.ownerNames(ev.AccountID, ev.DomainID)
 		er := eventResponse{ID: ev.ID, Type: ev.Type, Level: ev.Level, Description: ev.Description, Account: acct,
 			DomainID: ev.DomainID, Domain: dom, Created: FormatTime(ev.Created), State: ev.State,
@@ -105,5 +110,5 @@ func listEvents(r *Request) (any, *Error) {
 		}
 		out = append(out, er)
 	}
-	return ListBody("event", len(out), Paginate(out, start, limit)), nil
+	return ListBody("event", pg.total, out), nil
 }

@@ -1,8 +1,10 @@
 package api
 
 import (
+	"iter"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/stratus-cloud/stratus/fsm"
@@ -458,16 +460,18 @@ func deleteHost(r *Request) (any, *Error) {
 
 func listHosts(r *Request) (any, *Error) {
 	p := r.Params
-	var hosts []*fsm.Host
-	var e *Error
+	var hosts iter.Seq[*fsm.Host]
 	if given(p, "id") {
 		h, e := lookupHost(r, "id")
 		if e != nil {
 			return nil, e
 		}
-		hosts = []*fsm.Host{h}
-	} else if hosts, e = listRows[fsm.Host](r, fsm.TableHosts); e != nil {
-		return nil, e
+		hosts = slices.Values([]*fsm.Host{h})
+	} else {
+		var err error
+		if hosts, err = fsm.Rows[fsm.Host](r.State(), nil, fsm.TableHosts, "create"); err != nil {
+			return nil, ErrInternal(fsm.TableHosts + " scan failed")
+		}
 	}
 	if e := checkFilterIDs(r); e != nil {
 		return nil, e
@@ -485,17 +489,27 @@ func listHosts(r *Request) (any, *Error) {
 	}
 	zoneID, podID, clusterID := strings.ToLower(p.String("zoneid")), strings.ToLower(p.String("podid")), strings.ToLower(p.String("clusterid"))
 	name, kw := p.String("name"), strings.ToLower(p.String("keyword"))
-	n := newInfraNames(r.State())
-	var out []hostResponse
-	for _, h := range hosts {
+	typ, state, resState, hv := p.String("type"), p.String("state"), p.String("resourcestate"), p.String("hypervisor")
+	byOOBM := given(p, "outofbandmanagementenabled")
+	words := newKeywordMatcher(kw)
+	pg, e := pageParams[*fsm.Host](r)
+	if e != nil {
+		return nil, e
+	}
+	for h := range hosts {
 		if (zoneID != "" && h.ZoneID != zoneID) || (podID != "" && h.PodID != podID) || (clusterID != "" && h.ClusterID != clusterID) ||
-			(name != "" && !strings.EqualFold(h.Name, name)) || !eqFold(p.String("type"), h.Type) || !eqFold(p.String("state"), h.State) ||
-			!eqFold(p.String("resourcestate"), h.ResourceState) || !eqFold(p.String("hypervisor"), h.HypervisorType) ||
-			!keywordMatch(kw, h.Name, h.IPAddress) ||
-			(given(p, "outofbandmanagementenabled") && oobm != (h.OutOfBand != nil && h.OutOfBand.Enabled)) {
+			(name != "" && !strings.EqualFold(h.Name, name)) || !eqFold(typ, h.Type) || !eqFold(state, h.State) ||
+			!eqFold(resState, h.ResourceState) || !eqFold(hv, h.HypervisorType) ||
+			(kw != "" && !words.match(h.Name) && !words.match(h.IPAddress)) ||
+			(byOOBM && oobm != (h.OutOfBand != nil && h.OutOfBand.Enabled)) {
 			continue
 		}
+		pg.add(h)
+	}
+	n := newInfraNames(r.State())
+	out := make([]hostResponse, 0, len(pg.page))
+	for _, h := range pg.page {
 		out = append(out, toHostResponse(n, h))
 	}
-	return pagedList(r, "host", out)
+	return ListBody("host", pg.total, out), nil
 }

@@ -149,11 +149,11 @@ func queryAsyncJobResult(r *Request) (any, *Error) {
 
 func listAsyncJobs(r *Request) (any, *Error) {
 	p := r.Params
-	start, limit, e := p.Page(r.State().SettingInt(fsm.SettingDefaultPageSize))
+	pg, e := pageParams[*fsm.AsyncJob](r)
 	if e != nil {
 		return nil, e
 	}
-	scope, e := r.listScope()
+	q, e := r.listScopeQuery()
 	if e != nil {
 		return nil, e
 	}
@@ -165,17 +165,20 @@ func listAsyncJobs(r *Request) (any, *Error) {
 		}
 		since = t
 	}
-	jobs, err := fsm.List[fsm.AsyncJob](r.State(), nil, fsm.TableJobs, "create")
+	jobs, err := scopedRows[fsm.AsyncJob](r, q, fsm.TableJobs, false)
 	if err != nil {
 		return nil, ErrInternal("job scan failed")
 	}
-	kw := strings.ToLower(p.String("keyword"))
-	var out []jobResponse
-	for _, j := range jobs {
-		if !scope(j.AccountID, j.DomainID) || (kw != "" && !strings.Contains(strings.ToLower(j.Cmd), kw)) || j.Created.Before(since) {
+	words := newKeywordMatcher(strings.ToLower(p.String("keyword")))
+	for j := range jobs {
+		if !q.keep(j.AccountID, j.DomainID) || (words.kw != "" && !words.match(j.Cmd)) || j.Created.Before(since) {
 			continue
 		}
+		pg.add(j)
+	}
+	out := make([]jobResponse, 0, len(pg.page))
+	for _, j := range pg.page {
 		out = append(out, toJobResponse(r, j))
 	}
-	return ListBody("asyncjobs", len(out), Paginate(out, start, limit)), nil
+	return ListBody("asyncjobs", pg.total, out), nil
 }

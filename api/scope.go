@@ -68,14 +68,30 @@ type ownerFilter func(accountID, domainID string) bool
 //   - listall=true: everything the caller manages (admins), else its own;
 //   - nothing: the caller's own account.
 func (r *Request) listScope() (ownerFilter, *Error) {
-	f, e := r.listScopeFilter()
+	q, e := r.listScopeQuery()
+	return q.keep, e
+}
+
+// scopeQuery is a list's scope and what it is made of, so that a list can
+// walk only the rows of the accounts in scope (see scopedRows).
+type scopeQuery struct {
+	keep ownerFilter
+	// all: every account may be in scope (a root admin's listall); else
+	// only rows of accounts are (each account at most once).
+	all      bool
+	accounts []string
+}
+
+func (r *Request) listScopeQuery() (scopeQuery, *Error) {
+	q, e := r.listScopeFilter()
 	if e != nil || !r.isDomainAdmin() {
-		return f, e
+		return q, e
 	}
 	// A domain admin's subtree may hold a root admin's account, which
 	// canAccess keeps out of reach: lists must not show it either.
 	allowed := map[string]bool{}
-	return func(a, d string) bool {
+	f := q.keep
+	q.keep = func(a, d string) bool {
 		if !f(a, d) {
 			return false
 		}
@@ -85,24 +101,32 @@ func (r *Request) listScope() (ownerFilter, *Error) {
 			allowed[a] = ok
 		}
 		return ok
-	}, nil
+	}
+	kept := q.accounts[:0:0]
+	for _, a := range q.accounts {
+		if acct, _ := r.State().Account(nil, a); acct == nil || r.canAccess(a, acct.DomainID) {
+			kept = append(kept, a)
+		}
+	}
+	q.accounts = kept
+	return q, nil
 }
 
-func (r *Request) listScopeFilter() (ownerFilter, *Error) {
+func (r *Request) listScopeFilter() (scopeQuery, *Error) {
 	p := r.Params
 	listAll, e := p.Bool("listall", false)
 	if e != nil {
-		return nil, e
+		return scopeQuery{}, e
 	}
 	recursive, e := p.Bool("isrecursive", false)
 	if e != nil {
-		return nil, e
+		return scopeQuery{}, e
 	}
 	admin := r.isRootAdmin() || r.isDomainAdmin()
 	domainID := strings.ToLower(p.String("domainid"))
 	if domainID != "" {
 		if d, _ := r.State().Domain(nil, domainID); d == nil || !(r.canManageDomain(domainID) || (!admin && domainID == r.Account.DomainID)) {
-			return nil, ErrEntityNotFound(p.Cmd, "domainid", p.String("domainid"))
+			return scopeQuery{}, ErrEntityNotFound(p.Cmd, "domainid", p.String("domainid"))
 		}
 	}
 	if name := p.String("account"); name != "" {
@@ -111,27 +135,64 @@ func (r *Request) listScopeFilter() (ownerFilter, *Error) {
 		}
 		acct := r.accountByName(domainID, name)
 		if acct == nil || !r.canAccess(acct.ID, acct.DomainID) {
-			return nil, ErrParam("unable to find account %s in domain %s, or you may not use it", name, domainID)
+			return scopeQuery{}, ErrParam("unable to find account %s in domain %s, or you may not use it", name, domainID)
 		}
-		return func(a, _ string) bool { return a == acct.ID }, nil
+		return scopeQuery{keep: func(a, _ string) bool { return a == acct.ID }, accounts: []string{acct.ID}}, nil
 	}
+	own := scopeQuery{keep: func(a, _ string) bool { return a == r.Account.ID }, accounts: []string{r.Account.ID}}
 	if !admin {
-		return func(a, _ string) bool { return a == r.Account.ID }, nil
+		return own, nil
 	}
 	switch {
 	case domainID != "" && recursive:
-		root := r.domainPath(domainID)
-		return func(_, d string) bool { return inSubtree(r.domainPath(d), root) }, nil
+		return r.subtreeScope(r.domainPath(domainID)), nil
 	case domainID != "":
-		return func(_, d string) bool { return d == domainID }, nil
+		return scopeQuery{keep: func(_, d string) bool { return d == domainID }, accounts: r.accountsIn(func(d *fsm.Domain) bool { return d.ID == domainID })}, nil
 	case listAll || recursive:
 		if r.isRootAdmin() {
-			return func(string, string) bool { return true }, nil
+			return scopeQuery{keep: func(string, string) bool { return true }, all: true}, nil
 		}
-		root := r.domainPath(r.Account.DomainID)
-		return func(_, d string) bool { return inSubtree(r.domainPath(d), root) }, nil
+		return r.subtreeScope(r.domainPath(r.Account.DomainID)), nil
 	}
-	return func(a, _ string) bool { return a == r.Account.ID }, nil
+	return own, nil
+}
+
+// subtreeScope is the scope of the domain at path root and the domains
+// below it. Each row's domain is looked up once per request.
+func (r *Request) subtreeScope(root string) scopeQuery {
+	in := map[string]bool{}
+	return scopeQuery{
+		keep: func(_, d string) bool {
+			ok, seen := in[d]
+			if !seen {
+				ok = inSubtree(r.domainPath(d), root)
+				in[d] = ok
+			}
+			return ok
+		},
+		accounts: r.accountsIn(func(d *fsm.Domain) bool { return inSubtree(d.Path, root) }),
+	}
+}
+
+// accountsIn lists the IDs of the accounts of the domains that match.
+func (r *Request) accountsIn(match func(*fsm.Domain) bool) []string {
+	st := r.State()
+	domains, err := fsm.Rows[fsm.Domain](st, nil, fsm.TableDomains, "create")
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for d := range domains {
+		if !match(d) {
+			continue
+		}
+		if accts, err := fsm.Rows[fsm.Account](st, nil, fsm.TableAccounts, "domain", d.ID); err == nil {
+			for a := range accts {
+				out = append(out, a.ID)
+			}
+		}
+	}
+	return out
 }
 
 // accountByName finds an account by name in a domain, or nil.

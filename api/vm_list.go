@@ -1,6 +1,8 @@
 package api
 
 import (
+	"iter"
+	"slices"
 	"strings"
 
 	"github.com/stratus-cloud/stratus/fsm"
@@ -8,11 +10,11 @@ import (
 
 func listVMs(r *Request) (any, *Error) {
 	p := r.Params
-	start, limit, e := p.Page(r.State().SettingInt(fsm.SettingDefaultPageSize))
+	pg, e := pageParams[*fsm.VM](r)
 	if e != nil {
 		return nil, e
 	}
-	scope, e := r.listScope()
+	q, e := r.listScopeQuery()
 	if e != nil {
 		return nil, e
 	}
@@ -20,8 +22,37 @@ func listVMs(r *Request) (any, *Error) {
 	if e != nil {
 		return nil, e
 	}
-	st := r.State()
-	var vms []*fsm.VM
+	rows, e := vmCandidates(r, q)
+	if e != nil {
+		return nil, e
+	}
+	keep, e := vmFilter(r)
+	if e != nil {
+		return nil, e
+	}
+	byID := given(p, "id")
+	for v := range rows {
+		// Given an explicit id, the caller's own VM is shown whatever the
+		// scope parameters say; otherwise the scope applies.
+		if (!byID && !q.keep(v.AccountID, v.DomainID)) || !keep(v) {
+			continue
+		}
+		pg.add(v)
+	}
+	vr := newVMRenderer(r)
+	out := make([]vmResponse, 0, len(pg.page))
+	for _, v := range pg.page {
+		out = append(out, vr.render(v, withUserData))
+	}
+	return ListBody("virtualmachine", pg.total, out), nil
+}
+
+// vmCandidates walks, oldest first, the VMs that can match the request:
+// through the index of its most selective parameter, else those of the
+// accounts in scope. vmFilter and the scope still judge every row.
+func vmCandidates(r *Request, q scopeQuery) (iter.Seq[*fsm.VM], *Error) {
+	p, st := r.Params, r.State()
+	var rows iter.Seq[*fsm.VM]
 	var err error
 	switch {
 	case given(p, "id"):
@@ -29,42 +60,42 @@ func listVMs(r *Request) (any, *Error) {
 		if e != nil {
 			return nil, e
 		}
-		vms = []*fsm.VM{v}
+		rows = slices.Values([]*fsm.VM{v})
+	case len(p.List("ids")) > 0:
+		var found []*fsm.VM
+		for _, id := range p.List("ids") {
+			if v, _ := fsm.Get[fsm.VM](st, nil, fsm.TableVMs, strings.ToLower(id)); v != nil {
+				found = append(found, v)
+			}
+		}
+		rows = createOrdered(found)
+	case given(p, "name"):
+		rows, err = fsm.Rows[fsm.VM](st, nil, fsm.TableVMs, "name", p.String("name"))
 	case given(p, "hostid") && r.isRootAdmin():
-		vms, err = fsm.List[fsm.VM](st, nil, fsm.TableVMs, "host", strings.ToLower(p.String("hostid")))
+		rows, err = fsm.Rows[fsm.VM](st, nil, fsm.TableVMs, "host", strings.ToLower(p.String("hostid")))
+	case !q.all && len(q.accounts) <= 1:
+		rows, err = scopedRows[fsm.VM](r, q, fsm.TableVMs, false)
 	case given(p, "affinitygroupid"):
-		vms, err = fsm.List[fsm.VM](st, nil, fsm.TableVMs, "affinity", strings.ToLower(p.String("affinitygroupid")))
+		var found []*fsm.VM
+		if found, err = fsm.List[fsm.VM](st, nil, fsm.TableVMs, "affinity", strings.ToLower(p.String("affinitygroupid"))); err == nil {
+			rows = createOrdered(found)
+		}
 	case given(p, "zoneid"):
-		vms, err = fsm.List[fsm.VM](st, nil, fsm.TableVMs, "zone", strings.ToLower(p.String("zoneid")))
+		rows, err = fsm.Rows[fsm.VM](st, nil, fsm.TableVMs, "zone", strings.ToLower(p.String("zoneid")))
+	case given(p, "state"):
+		rows, err = fsm.Rows[fsm.VM](st, nil, fsm.TableVMs, "state", p.String("state"))
 	default:
-		vms, err = fsm.List[fsm.VM](st, nil, fsm.TableVMs, "create")
+		rows, err = scopedRows[fsm.VM](r, q, fsm.TableVMs, false)
 	}
 	if err != nil {
 		return nil, ErrInternal("virtual machine scan failed")
 	}
-	keep, e := vmFilter(r)
-	if e != nil {
-		return nil, e
-	}
-	var matched []*fsm.VM
-	for _, v := range vms {
-		// Given an explicit id, the caller's own VM is shown whatever the
-		// scope parameters say; otherwise the scope applies.
-		if (!given(p, "id") && !scope(v.AccountID, v.DomainID)) || !keep(v) {
-			continue
-		}
-		matched = append(matched, v)
-	}
-	vr := newVMRenderer(r)
-	page := Paginate(matched, start, limit)
-	out := make([]vmResponse, 0, len(page))
-	for _, v := range page {
-		out = append(out, vr.render(v, withUserData))
-	}
-	return ListBody("virtualmachine", len(matched), out), nil
+	return rows, nil
 }
 
 // vmFilter builds the per-VM filter of listVirtualMachines' parameters.
+// It allocates nothing per VM (but for keyword matches in non-ASCII
+// names), and serves one request at a time.
 func vmFilter(r *Request) (func(*fsm.VM) bool, *Error) {
 	p := r.Params
 	ids := map[string]bool{}
@@ -81,29 +112,38 @@ func vmFilter(r *Request) (func(*fsm.VM) bool, *Error) {
 	}
 	tags := p.Map("tags")
 	name, state, kw := p.String("name"), p.String("state"), strings.ToLower(p.String("keyword"))
-	eq := func(param, v string) bool { return !given(p, param) || strings.EqualFold(p.String(param), v) }
+	// A parameter given (not blank) filters on its value, ignoring case.
+	filterOf := func(param string) string {
+		if given(p, param) {
+			return p.String(param)
+		}
+		return ""
+	}
+	zoneID, templateID, offeringID := filterOf("zoneid"), filterOf("templateid"), filterOf("serviceofferingid")
+	hostID, podID, clusterID, groupID := filterOf("hostid"), filterOf("podid"), filterOf("clusterid"), filterOf("affinitygroupid")
 	admin := r.isRootAdmin()
 	st := r.State()
+	words := newKeywordMatcher(kw)
 	return func(v *fsm.VM) bool {
 		if v.State == fsm.VMExpunging || (len(ids) > 0 && !ids[v.ID]) || (name != "" && !strings.EqualFold(v.Name, name)) ||
-			(state != "" && !strings.EqualFold(v.State, state)) || !eq("zoneid", v.ZoneID) || !eq("templateid", v.TemplateID) ||
-			!eq("serviceofferingid", v.ServiceOfferingID) || (haOnly != nil && v.HAEnabled != *haOnly) {
+			(state != "" && !strings.EqualFold(v.State, state)) || !eqFold(zoneID, v.ZoneID) || !eqFold(templateID, v.TemplateID) ||
+			!eqFold(offeringID, v.ServiceOfferingID) || (haOnly != nil && v.HAEnabled != *haOnly) {
 			return false
 		}
-		if admin && (!eq("hostid", v.HostID) || !eq("podid", v.PodID) || !eq("clusterid", v.ClusterID)) {
+		if admin && (!eqFold(hostID, v.HostID) || !eqFold(podID, v.PodID) || !eqFold(clusterID, v.ClusterID)) {
 			return false
 		}
-		if given(p, "affinitygroupid") && !catalogContainsFold(v.AffinityGroupIDs, p.String("affinitygroupid")) {
+		if groupID != "" && !catalogContainsFold(v.AffinityGroupIDs, groupID) {
 			return false
 		}
-		if kw != "" && !strings.Contains(strings.ToLower(v.Name+" "+v.DisplayName+" "+v.IPAddress), kw) &&
-			!strings.EqualFold(v.State, kw) && !(admin && strings.Contains(strings.ToLower(v.InstanceName), kw)) {
+		if kw != "" && !words.match(v.Name, v.DisplayName, v.IPAddress) &&
+			!strings.EqualFold(v.State, kw) && !(admin && words.match(v.InstanceName)) {
 			return false
 		}
 		for _, t := range tags {
 			found := false
-			if vt, _ := fsm.List[fsm.Tag](st, nil, fsm.TableTags, "key", v.ID, t["key"]); len(vt) > 0 {
-				found = t["value"] == "" || vt[0].Value == t["value"]
+			if vt, _ := fsm.First[fsm.Tag](st, nil, fsm.TableTags, "key", v.ID, t["key"]); vt != nil {
+				found = t["value"] == "" || vt.Value == t["value"]
 			}
 			if !found {
 				return false

@@ -115,17 +115,38 @@ var vmFields = withJobFields(
 // guestNetworkName names the zone's single guest network in NIC answers.
 const guestNetworkName = "guest"
 
-// vmRenderer renders VMs for one request, caching the rows it names.
+// vmRenderer renders VMs for one request, caching the rows it names (a
+// page of VMs shares a few accounts, users, templates and offerings).
 type vmRenderer struct {
-	r     *Request
-	names *infraNames
+	r         *Request
+	names     *infraNames
+	accounts  map[string]*fsm.Account
+	domains   map[string]*fsm.Domain
+	users     map[string]*fsm.User
+	templates map[string]*fsm.Template
+	offerings map[string]*fsm.ServiceOffering
 }
 
-func newVMRenderer(r *Request) *vmRenderer { return &vmRenderer{r: r, names: newInfraNames(r.State())} }
+func newVMRenderer(r *Request) *vmRenderer {
+	return &vmRenderer{r: r, names: newInfraNames(r.State()), accounts: map[string]*fsm.Account{}, domains: map[string]*fsm.Domain{},
+		users: map[string]*fsm.User{}, templates: map[string]*fsm.Template{}, offerings: map[string]*fsm.ServiceOffering{}}
+}
+
+// ownerNames is Request.ownerNames through the renderer's caches.
+func (vr *vmRenderer) ownerNames(accountID, domainID string) (account, domain string) {
+	st := vr.r.State()
+	if a := cached(st, vr.accounts, fsm.TableAccounts, accountID); a != nil {
+		account = a.Name
+	}
+	if d := cached(st, vr.domains, fsm.TableDomains, domainID); d != nil {
+		domain = d.Name
+	}
+	return account, domain
+}
 
 func (vr *vmRenderer) render(v *fsm.VM, withUserData bool) vmResponse {
 	r, st := vr.r, vr.r.State()
-	acct, dom := r.ownerNames(v.AccountID, v.DomainID)
+	acct, dom := vr.ownerNames(v.AccountID, v.DomainID)
 	out := vmResponse{
 		ID: v.ID, Name: v.Name, DisplayName: v.DisplayName, Account: acct, UserID: v.UserID, DomainID: v.DomainID, Domain: dom,
 		Created: FormatTime(v.Created), State: v.State, HAEnable: v.HAEnabled, Group: v.Group, ZoneID: v.ZoneID,
@@ -137,7 +158,7 @@ func (vr *vmRenderer) render(v *fsm.VM, withUserData bool) vmResponse {
 	if v.ModifyIndex != 0 {
 		out.LastUpdated = out.Created
 	}
-	if u, _ := st.User(nil, v.UserID); u != nil {
+	if u := cached(st, vr.users, fsm.TableUsers, v.UserID); u != nil {
 		out.Username = u.Username
 	}
 	if r.isRootAdmin() {
@@ -149,10 +170,10 @@ func (vr *vmRenderer) render(v *fsm.VM, withUserData bool) vmResponse {
 			}
 		}
 	}
-	if t, _ := fsm.Get[fsm.Template](st, nil, fsm.TableTemplates, v.TemplateID); t != nil {
+	if t := cached(st, vr.templates, fsm.TableTemplates, v.TemplateID); t != nil {
 		out.TemplateName, out.TemplateDisplayText, out.PasswordEnabled = t.Name, t.DisplayText, t.PasswordEnabled
 	}
-	if o, _ := fsm.Get[fsm.ServiceOffering](st, nil, fsm.TableServiceOfferings, v.ServiceOfferingID); o != nil {
+	if o := cached(st, vr.offerings, fsm.TableServiceOfferings, v.ServiceOfferingID); o != nil {
 		out.ServiceOfferingName, out.IsDynamicallyScale = o.Name, o.DynamicScalingEnabled
 	}
 	if withUserData {

@@ -2,6 +2,8 @@ package api
 
 import (
 	"encoding/json"
+	"iter"
+	"slices"
 	"strings"
 
 	"github.com/stratus-cloud/stratus/fsm"
@@ -233,10 +235,11 @@ func volumeFilter(r *Request, vr *volumeRenderer) (func(*fsm.Volume) bool, *Erro
 		hostID, poolID = strings.ToLower(p.String("hostid")), strings.ToLower(strings.TrimSpace(p.String("storageid")))
 	}
 	tags := p.Map("tags")
+	words := newKeywordMatcher(kw)
 	return func(v *fsm.Volume) bool {
 		if (len(ids) > 0 && !ids[v.ID]) || (vmID != "" && v.VMID != vmID) || (zoneID != "" && v.ZoneID != zoneID) ||
 			(offID != "" && v.DiskOfferingID != offID) || (name != "" && !strings.EqualFold(v.Name, name)) ||
-			!eqFold(typ, v.Type) || !eqFold(state, v.State) || !keywordMatch(kw, v.Name) || (poolID != "" && v.PoolID != poolID) {
+			!eqFold(typ, v.Type) || !eqFold(state, v.State) || (kw != "" && !words.match(v.Name)) || (poolID != "" && v.PoolID != poolID) {
 			return false
 		}
 		if podID != "" || clusterID != "" || hostID != "" {
@@ -259,37 +262,45 @@ func volumeFilter(r *Request, vr *volumeRenderer) (func(*fsm.Volume) bool, *Erro
 }
 
 func listVolumes(r *Request) (any, *Error) {
-	scope, e := r.listScope()
+	q, e := r.listScopeQuery()
 	if e != nil {
 		return nil, e
 	}
 	vr := newVolumeRenderer(r)
-	var vols []*fsm.Volume
-	if given(r.Params, "id") {
+	var vols iter.Seq[*fsm.Volume]
+	byID := given(r.Params, "id")
+	if byID {
 		v, e := lookupVolume(r, "id")
 		if e != nil {
 			return nil, e
 		}
-		vols = []*fsm.Volume{v}
-	} else {
-		var err error
-		if vols, err = fsm.List[fsm.Volume](r.State(), nil, fsm.TableVolumes, "create"); err != nil {
-			return nil, ErrInternal("volume scan failed")
-		}
+		vols = slices.Values([]*fsm.Volume{v})
 	}
 	keep, e := volumeFilter(r, vr)
 	if e != nil {
 		return nil, e
 	}
-	byID := given(r.Params, "id")
-	var out []volumeResponse
-	for _, v := range vols {
-		if (!byID && !scope(v.AccountID, v.DomainID)) || !keep(v) {
+	if !byID {
+		var err error
+		if vols, err = scopedRows[fsm.Volume](r, q, fsm.TableVolumes, false); err != nil {
+			return nil, ErrInternal("volume scan failed")
+		}
+	}
+	pg, e := pageParams[*fsm.Volume](r)
+	if e != nil {
+		return nil, e
+	}
+	for v := range vols {
+		if (!byID && !q.keep(v.AccountID, v.DomainID)) || !keep(v) {
 			continue
 		}
+		pg.add(v)
+	}
+	out := make([]volumeResponse, 0, len(pg.page))
+	for _, v := range pg.page {
 		out = append(out, vr.render(v))
 	}
-	return catalogPage(r, "volume", out)
+	return ListBody("volume", pg.total, out), nil
 }
 
 // expandComputeResult renders the object of a finished VM, volume,

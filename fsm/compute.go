@@ -270,8 +270,11 @@ func init() {
 	RegisterTable(TableDef{
 		Name: TableVMs, Noun: "virtual machine", Snapshot: VMSnapshot, New: func() Object { return new(VM) },
 		Indexes: map[string]*memdb.IndexSchema{
-			"zone": byField("ZoneID"), "account": byField("AccountID"), "create": createOrder(),
-			"host": optional("HostID"), "migrate_to": optional("MigrateTo"), "last_host": optional("LastHostID"),
+			// zone, account, host, state and name walk their rows in creation
+			// order, as listVirtualMachines shows them (see createdBy).
+			"zone": createdBy("ZoneID", false, false), "account": createdBy("AccountID", false, false), "create": createOrder(),
+			"host": createdBy("HostID", true, false), "state": createdBy("State", true, true), "name": createdBy("Name", true, true),
+			"migrate_to": optional("MigrateTo"), "last_host": optional("LastHostID"),
 			"offering": byField("ServiceOfferingID"), "template": optional("TemplateID"),
 			"affinity": {AllowMissing: true, Indexer: &memdb.StringSliceFieldIndex{Field: "AffinityGroupIDs"}},
 			"ip": {AllowMissing: true, Indexer: &memdb.CompoundIndex{AllowMissing: false, Indexes: []memdb.Indexer{
@@ -302,7 +305,7 @@ func init() {
 	RegisterTable(TableDef{
 		Name: TableVolumes, Noun: "volume", Snapshot: VolumeSnapshot, New: func() Object { return new(Volume) },
 		Indexes: map[string]*memdb.IndexSchema{
-			"zone": byField("ZoneID"), "account": byField("AccountID"), "create": createOrder(),
+			"zone": byField("ZoneID"), "account": createdBy("AccountID", false, false), "create": createOrder(),
 			"vm": optional("VMID"), "pool": optional("PoolID"), "disk_offering": optional("DiskOfferingID"),
 		},
 		Refs: []Ref{

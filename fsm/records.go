@@ -125,7 +125,7 @@ func init() {
 		Name: TableEvents, Noun: "event", Snapshot: EventSnapshot, New: func() Object { return new(Event) },
 		Indexes: map[string]*memdb.IndexSchema{
 			"create":  createOrder(),
-			"account": {Indexer: &memdb.StringFieldIndex{Field: "AccountID"}},
+			"account": createdBy("AccountID", false, false), // oldest first, as "create"
 		},
 	})
 	RegisterTable(TableDef{
@@ -133,7 +133,7 @@ func init() {
 		Indexes: map[string]*memdb.IndexSchema{
 			"create":  createOrder(),
 			"status":  {Indexer: &memdb.IntFieldIndex{Field: "Status"}},
-			"account": {Indexer: &memdb.StringFieldIndex{Field: "AccountID"}},
+			"account": createdBy("AccountID", false, false), // oldest first, as "create"
 		},
 	})
 	RegisterTable(TableDef{
