@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -78,10 +79,13 @@ func newConsoleHandler() *consoleHandler {
 	return h
 }
 
+// sharedConsole is built once: the embedded files never change.
+var sharedConsole = sync.OnceValue(newConsoleHandler)
+
 // consoleRoute registers the console as the last, catch-all route: only
 // GET and HEAD, so a wrong method on an API path still gets its 405.
 func (s *Server) consoleRoute(r *mux.Router) {
-	r.PathPrefix("/").Handler(newConsoleHandler()).Methods(http.MethodGet, http.MethodHead)
+	r.PathPrefix("/").Handler(sharedConsole()).Methods(http.MethodGet, http.MethodHead)
 }
 
 func (h *consoleHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
