@@ -4,7 +4,7 @@
 import { h, table, badge, fmtDate, pageHeader, confirmAction, notify, showError } from '../core/ui.js';
 import { call, listAll, session } from '../core/api.js';
 import { route } from '../core/router.js';
-import { tabs, formModal, wrapTable, runJob, jobsArea } from './common.js';
+import { tabs, formModal, wrapTable, runJob, jobsArea, tell } from './common.js';
 
 const ACCOUNT_TYPES = { 0: 'User', 1: 'Root admin', 2: 'Domain admin' };
 
@@ -42,6 +42,39 @@ function strip(v) {
   const o = { ...v };
   delete o.password2;
   return o;
+}
+
+// lifecycle renders the Disable/Enable and Delete buttons of an account or
+// user row, each confirmed where it takes something away.
+function lifecycle({ noun, name, jobs, reload, fixed, disable, enable, remove }) {
+  const Noun = title(noun);
+  const run = async (x, label, o, params, done) => {
+    if (o.async) await runJob(jobs, `${label} ${name(x)}`, o.command, params, { done: () => done });
+    else await tell(o.command, params, done);
+    reload();
+  };
+  return (x) => {
+    const why = fixed(x);
+    if (why) return h('span', { class: 'muted small' }, why);
+    const enabled = String(x.state).toLowerCase() === 'enabled';
+    const onDisable = async () => {
+      if (!await confirmAction({ title: `Disable ${noun} ${name(x)}?`, text: disable.text, confirm: `Disable ${noun}` })) return;
+      await run(x, 'Disabling', disable, disable.params(x), `${Noun} ${name(x)} disabled.`);
+    };
+    const onEnable = async () => {
+      await tell(enable, { id: x.id }, `${Noun} ${name(x)} enabled.`);
+      reload();
+    };
+    const onDelete = async () => {
+      if (!await confirmAction({ title: `Delete ${noun} ${name(x)}?`, text: remove.text, confirm: `Delete ${noun}` })) return;
+      await run(x, 'Deleting', remove, { id: x.id }, `${Noun} ${name(x)} deleted.`);
+    };
+    return h('div', { class: 'btn-group' },
+      enabled
+        ? h('button', { type: 'button', class: 'btn btn-sm', 'data-action': 'disable', onclick: onDisable }, 'Disable')
+        : h('button', { type: 'button', class: 'btn btn-sm', 'data-action': 'enable', onclick: onEnable }, 'Enable'),
+      h('button', { type: 'button', class: 'btn btn-sm btn-danger', 'data-action': 'delete', 'aria-label': `Delete ${noun} ${name(x)}`, onclick: onDelete }, 'Delete'));
+  };
 }
 
 function domainsPanel(box, jobs) {
@@ -125,34 +158,13 @@ function accountsPanel(box, jobs) {
     })));
   };
   const me = session();
-  function accountActions(a) {
-    if (a.isdefault || (me && a.name === me.account && a.domainid === me.domainid)) return h('span', { class: 'muted small' }, 'built-in');
-    const enabled = String(a.state).toLowerCase() === 'enabled';
-    return h('div', { class: 'btn-group' },
-      enabled
-        ? h('button', { type: 'button', class: 'btn btn-sm', 'data-action': 'disable', onclick: () => disable(a) }, 'Disable')
-        : h('button', { type: 'button', class: 'btn btn-sm', 'data-action': 'enable', onclick: () => enable(a) }, 'Enable'),
-      h('button', { type: 'button', class: 'btn btn-sm btn-danger', 'data-action': 'delete', 'aria-label': `Delete account ${a.name}`, onclick: () => remove(a) }, 'Delete'));
-  }
-  async function disable(a) {
-    if (!await confirmAction({ title: `Disable account ${a.name}?`, text: 'Its users cannot sign in or call the API, and its running VMs are stopped.', confirm: 'Disable account' })) return;
-    await runJob(jobs, `Disabling ${a.name}`, 'disableAccount', { id: a.id, lock: false }, { done: () => `Account ${a.name} disabled.` });
-    load();
-  }
-  async function enable(a) {
-    try {
-      await call('enableAccount', { id: a.id });
-      notify(`Account ${a.name} enabled.`);
-    } catch (err) {
-      showError(err);
-    }
-    load();
-  }
-  async function remove(a) {
-    if (!await confirmAction({ title: `Delete account ${a.name}?`, text: 'Its users, keys and sessions are deleted. This cannot be undone.', confirm: 'Delete account' })) return;
-    await runJob(jobs, `Deleting ${a.name}`, 'deleteAccount', { id: a.id }, { done: () => `Account ${a.name} deleted.` });
-    load();
-  }
+  const accountActions = lifecycle({
+    noun: 'account', name: (a) => a.name, jobs, reload: () => load(),
+    fixed: (a) => (a.isdefault || (me && a.name === me.account && a.domainid === me.domainid) ? 'built-in' : ''),
+    disable: { command: 'disableAccount', params: (a) => ({ id: a.id, lock: false }), async: true, text: 'Its users cannot sign in or call the API, and its running VMs are stopped.' },
+    enable: 'enableAccount',
+    remove: { command: 'deleteAccount', async: true, text: 'Its users, keys and sessions are deleted. This cannot be undone.' },
+  });
   create.addEventListener('click', async () => {
     const s = session();
     const types = [{ value: '0', label: 'User' }, { value: '2', label: 'Domain admin' }];
@@ -205,39 +217,13 @@ function usersPanel(box, jobs) {
       ],
     })));
   };
-  function userActions(u) {
-    if (me && u.id === me.userid) return h('span', { class: 'muted small' }, 'you');
-    const enabled = String(u.state).toLowerCase() === 'enabled';
-    return h('div', { class: 'btn-group' },
-      enabled
-        ? h('button', { type: 'button', class: 'btn btn-sm', 'data-action': 'disable', onclick: () => disable(u) }, 'Disable')
-        : h('button', { type: 'button', class: 'btn btn-sm', 'data-action': 'enable', onclick: () => enable(u) }, 'Enable'),
-      h('button', { type: 'button', class: 'btn btn-sm btn-danger', 'data-action': 'delete', 'aria-label': `Delete user ${u.username}`, onclick: () => remove(u) }, 'Delete'));
-  }
-  async function disable(u) {
-    if (!await confirmAction({ title: `Disable user ${u.username}?`, text: 'The user cannot sign in or call the API until enabled again.', confirm: 'Disable user' })) return;
-    await runJob(jobs, `Disabling ${u.username}`, 'disableUser', { id: u.id }, { done: () => `User ${u.username} disabled.` });
-    load();
-  }
-  async function enable(u) {
-    try {
-      await call('enableUser', { id: u.id });
-      notify(`User ${u.username} enabled.`);
-    } catch (err) {
-      showError(err);
-    }
-    load();
-  }
-  async function remove(u) {
-    if (!await confirmAction({ title: `Delete user ${u.username}?`, text: 'The user\'s keys and sessions go with it. This cannot be undone.', confirm: 'Delete user' })) return;
-    try {
-      await call('deleteUser', { id: u.id });
-      notify(`User ${u.username} deleted.`);
-    } catch (err) {
-      showError(err);
-    }
-    load();
-  }
+  const userActions = lifecycle({
+    noun: 'user', name: (u) => u.username, jobs, reload: () => load(),
+    fixed: (u) => (me && u.id === me.userid ? 'you' : ''),
+    disable: { command: 'disableUser', params: (u) => ({ id: u.id }), async: true, text: 'The user cannot sign in or call the API until enabled again.' },
+    enable: 'enableUser',
+    remove: { command: 'deleteUser', async: false, text: 'The user\'s keys and sessions go with it. This cannot be undone.' },
+  });
   create.addEventListener('click', async () => {
     const opts = accounts.map((a) => ({ value: `${a.domainid}|${a.name}`, label: `${a.name} (${a.domainpath || a.domain})` }));
     const r = await formModal({

@@ -6,7 +6,7 @@
 import { h, table, badge, fmtDate, pageHeader } from '../core/ui.js';
 import { call } from '../core/api.js';
 import { route } from '../core/router.js';
-import { rootOnly, poll, wrapTable, ago, staleNotice } from './common.js';
+import { rootOnly, poll, wrapTable, ago, refresher } from './common.js';
 
 const REFRESH_MS = 2000;
 
@@ -45,10 +45,6 @@ route('/admin/cluster', {
       h('p', { class: 'page-sub' }, 'The Stratus servers that replicate the cloud\'s state through Raft. Each server\'s role and indexes are its own, read from it during each refresh.'),
       notice, stats, h('section', { class: 'card upgrade-card' }, h('h2', { class: 'card-title' }, 'Upgrade readiness'), upgrade),
       h('section', { class: 'card card-flush' }, h('div', { class: 'card-head' }, h('h2', { class: 'card-title' }, 'Servers')), listBox));
-
-    let last = null; // the last good answer
-    let lastAt = 0;
-    let failures = 0;
 
     const draw = (rows) => {
       const any = rows[0] || {};
@@ -92,23 +88,15 @@ route('/admin/cluster', {
         h('strong', {}, m.name), ` (${m.serviceip || 'no address'}, gossip ${m.gossip}): `, m.statuserror || 'its status was read, but gossip does not report it alive'))) : null));
     };
 
-    const tick = async () => {
-      try {
-        const r = await call('listManagementServersMetrics', { consistency: 'stale' });
-        last = r.managementserver || [];
-        lastAt = Date.now();
-        failures = 0;
-        notice.replaceChildren();
+    const tick = refresher({
+      load: async () => (await call('listManagementServersMetrics', { consistency: 'stale' })).managementserver || [],
+      draw, notice,
+      ok: () => {
         el.classList.remove('stale');
-        draw(last);
-        updated.textContent = `Updated ${new Date(lastAt).toLocaleTimeString()}`;
-      } catch (err) {
-        if (!last) throw err; // first load: the router shows the error with a Retry
-        failures++;
-        el.classList.add('stale');
-        notice.replaceChildren(staleNotice(err, lastAt));
-      }
-    };
+        updated.textContent = `Updated ${new Date().toLocaleTimeString()}`;
+      },
+      failed: () => el.classList.add('stale'),
+    });
     await tick();
     const p = poll(tick, REFRESH_MS, { first: REFRESH_MS });
     refresh.addEventListener('click', () => p.now());

@@ -2,7 +2,7 @@
 // when the page is left, async actions with progress, modal forms, tabs.
 
 import { h, jobProgress, showError, notify, field, validate, formValues, nextId, capacityBar } from '../core/ui.js';
-import { callAsync, session } from '../core/api.js';
+import { call, callAsync, session } from '../core/api.js';
 import { onLeave } from '../core/router.js';
 
 // The operator pages' style sheet, added once (the CSP allows 'self').
@@ -249,4 +249,43 @@ export function staleNotice(err, lastAt, what = 'figures') {
       h('strong', {}, 'Cannot refresh right now: '), (err && (err.text || err.message)) || 'no answer', '. ',
       `Showing the ${what} of ${secs} s ago and retrying by itself.`,
       direct ? h('div', { class: 'alert-hint' }, 'If this console talks to a single server that went away, open it through the load balancer or another server.') : null));
+}
+
+// refresher makes the tick of a page that refreshes itself: load() then
+// draw(data). Once a load has worked, a failing one keeps the page as it
+// is and says so in notice (staleNotice); the first load's error is thrown
+// for the router to show with a Retry. ok() and failed(err) are optional.
+export function refresher({ load, draw, notice, what, updated, ok, failed }) {
+  let have = false;
+  let lastAt = Date.now();
+  return async () => {
+    let data;
+    try {
+      data = await load();
+    } catch (err) {
+      if (!have) throw err;
+      notice.replaceChildren(staleNotice(err, lastAt, what));
+      if (failed) failed(err);
+      return;
+    }
+    have = true;
+    lastAt = Date.now();
+    notice.replaceChildren();
+    draw(data);
+    if (updated) updated.mark();
+    if (ok) ok();
+  };
+}
+
+// tell runs a sync command, says text when it worked and shows the API's
+// error when not; it answers whether it worked.
+export async function tell(command, params, text) {
+  try {
+    await call(command, params);
+    notify(text);
+    return true;
+  } catch (err) {
+    showError(err);
+    return false;
+  }
 }

@@ -1,10 +1,10 @@
 // #/admin/hosts/<id>: one host: states, capacity, maintenance, HA and
 // out-of-band management, degraded declaration, and the VMs on it.
 
-import { h, table, badge, fmtBytes, fmtDate, card, kv, confirmAction, showError, notify, isTransitional } from '../core/ui.js';
+import { h, table, badge, fmtBytes, fmtDate, card, kv, confirmAction, notify, isTransitional } from '../core/ui.js';
 import { call, listAll } from '../core/api.js';
 import { route } from '../core/router.js';
-import { rootOnly, poll, runJob, jobsArea, formModal, usage, fmtMHz, wrapTable, updatedLine, staleNotice } from './common.js';
+import { rootOnly, poll, runJob, jobsArea, formModal, usage, fmtMHz, wrapTable, updatedLine, refresher, tell } from './common.js';
 import { hostCPU, hostMemory } from './infra.js';
 
 const CAN_MAINTAIN = ['Enabled', 'Disabled', 'ErrorInMaintenance'];
@@ -83,22 +83,12 @@ route('/admin/hosts/:id', {
         await job(`Restoring ${host.x.name}`, 'cancelHostAsDegraded', { id });
       },
       async enablehost() {
-        try {
-          await call('updateHost', { id, allocationstate: 'Enable' });
-          notify(`${host.x.name} takes new VMs again.`);
-        } catch (err) {
-          showError(err);
-        }
+        await tell('updateHost', { id, allocationstate: 'Enable' }, `${host.x.name} takes new VMs again.`);
         p.now();
       },
       async disablehost() {
         if (!await confirmAction({ title: `Disable ${host.x.name}?`, text: 'The allocator puts no new VMs on it; the VMs on it keep running.', confirm: 'Disable host', danger: false })) return;
-        try {
-          await call('updateHost', { id, allocationstate: 'Disable' });
-          notify(`${host.x.name} takes no new VMs.`);
-        } catch (err) {
-          showError(err);
-        }
+        await tell('updateHost', { id, allocationstate: 'Disable' }, `${host.x.name} takes no new VMs.`);
         p.now();
       },
       async haenable() {
@@ -232,21 +222,15 @@ route('/admin/hosts/:id', {
             }))));
     };
 
-    let failing = false;
-    let lastAt = Date.now();
-    const tick = async () => {
-      try {
-        host = await load();
-        if (failing) notice.replaceChildren();
-        failing = false;
-        lastAt = Date.now();
+    const refresh = refresher({
+      load, notice, what: 'state', updated: upd,
+      draw: (d) => {
+        host = d;
         draw();
-        upd.mark();
-      } catch (err) {
-        if (!host) throw err;
-        failing = true;
-        notice.replaceChildren(staleNotice(err, lastAt, 'state'));
-      }
+      },
+    });
+    const tick = async () => {
+      await refresh();
       const moving = host && (isTransitional(host.x.resourcestate) || isTransitional(host.x.state) || ['Suspect', 'Fencing'].includes((host.x.hostha || {}).hastate));
       return busy || moving ? 2000 : 5000;
     };

@@ -4,7 +4,7 @@
 import { h, table, badge, fmtBytes, pageHeader, card, emptyState, loading } from '../core/ui.js';
 import { call, listAll } from '../core/api.js';
 import { route, go } from '../core/router.js';
-import { rootOnly, poll, usage, fmtMHz, wrapTable, updatedLine, staleNotice } from './common.js';
+import { rootOnly, poll, usage, fmtMHz, wrapTable, updatedLine, refresher } from './common.js';
 
 // The tree's expansion and selection outlive a refresh and a visit elsewhere.
 const view = { open: new Set(), sel: { kind: 'all', id: '' }, openedOnce: false };
@@ -158,22 +158,13 @@ route('/admin/infra', {
         }))));
     }
 
-    let failing = false;
-    let lastAt = Date.now();
-    const tick = async () => {
-      try {
-        data = await load();
-        failing = false;
-        lastAt = Date.now();
-        notice.replaceChildren();
+    const tick = refresher({
+      load, notice, what: 'figures', updated: upd,
+      draw: (d) => {
+        data = d;
         draw();
-        upd.mark();
-      } catch (err) {
-        if (!data) throw err; // the first load: the router shows the error and a Retry
-        failing = true;
-        notice.replaceChildren(staleNotice(err, lastAt, 'figures'));
-      }
-    };
+      },
+    });
     await tick();
     const p = poll(tick, 5000, { first: 5000 });
     refresh.addEventListener('click', () => p.now());

@@ -3,7 +3,7 @@
 import { h, table, fmtDate, fmtMiB, pageHeader, confirmAction, notify, showError } from '../core/ui.js';
 import { call, listAll } from '../core/api.js';
 import { route } from '../core/router.js';
-import { rootOnly, tabs, formModal, wrapTable } from './common.js';
+import { rootOnly, tabs, formModal, wrapTable, tell } from './common.js';
 
 const yes = (b) => (b ? 'Yes' : 'No');
 
@@ -87,12 +87,7 @@ function panel(kind, box) {
 
   async function remove(o) {
     if (!await confirmAction({ title: `Delete ${k.noun} ${o.name}?`, text: 'Users cannot choose it any more. It is refused while something still refers to it.', confirm: 'Delete' })) return;
-    try {
-      await call(k.del, { id: o.id });
-      notify(`${o.name} deleted.`);
-    } catch (err) {
-      showError(err);
-    }
+    await tell(k.del, { id: o.id }, `${o.name} deleted.`);
     load();
   }
 

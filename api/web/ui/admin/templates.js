@@ -4,7 +4,7 @@
 import { h, table, badge, fmtBytes, fmtDate, pageHeader, confirmAction, notify, capacityBar } from '../core/ui.js';
 import { call, listAll } from '../core/api.js';
 import { route } from '../core/router.js';
-import { poll, runJob, jobsArea, formModal, wrapTable, updatedLine, staleNotice } from './common.js';
+import { poll, runJob, jobsArea, formModal, wrapTable, updatedLine, refresher } from './common.js';
 
 const FORMATS = ['QCOW2', 'RAW', 'VHD', 'VMDK'];
 
@@ -108,21 +108,15 @@ route('/admin/templates', {
       }
     });
 
-    let failing = false;
-    let lastAt = Date.now();
-    const tick = async () => {
-      try {
-        rows = await listAll('listTemplates', { templatefilter: 'all', listall: true });
-        if (failing) notice.replaceChildren();
-        failing = false;
-        lastAt = Date.now();
+    const refresh = refresher({
+      load: () => listAll('listTemplates', { templatefilter: 'all', listall: true }), notice, what: 'list', updated: upd,
+      draw: (d) => {
+        rows = d;
         draw();
-        upd.mark();
-      } catch (err) {
-        if (!rows) throw err;
-        failing = true;
-        notice.replaceChildren(staleNotice(err, lastAt, 'list'));
-      }
+      },
+    });
+    const tick = async () => {
+      await refresh();
       // Downloads move: look again soon while any is under way.
       return rows && rows.some((t) => downloadState(t).tone !== 'Ready' && !downloadState(t).failed) ? 2000 : 10000;
     };
