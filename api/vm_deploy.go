@@ -1,6 +1,7 @@
 package api
 
 import (
+	"maps"
 	"net/netip"
 	"regexp"
 	"strconv"
@@ -276,23 +277,54 @@ func deployVM(r *Request) (any, *Error) {
 		TemplateID: tmpl.ID, SizeBytes: rootSize, Format: tmpl.Format, State: fsm.VolumeAllocated, StorageTags: off.StorageTags,
 		Local: off.StorageType == fsm.StorageTypeLocal, Created: now, Attached: now,
 	}
-	ops := append(checks, fsm.Check(fsm.TableServiceOfferings, off), fsm.Check(fsm.TableTemplates, tmpl),
-		fsm.Create(fsm.TableVMs, vm), fsm.Create(fsm.TableVolumes, root))
+	vols := []*fsm.Volume{root}
 	if given(p, "diskofferingid") {
 		data, e := deployDataDisk(r, vm, now)
 		if e != nil {
 			return nil, e
 		}
-		ops = append(ops, fsm.Create(fsm.TableVolumes, data))
+		vols = append(vols, data)
 	}
-	ops = append(ops, r.event("VM.CREATE", resVM, id, "deploying virtual machine %s", name))
+	checks = append(checks, fsm.Check(fsm.TableServiceOfferings, off), fsm.Check(fsm.TableTemplates, tmpl))
 	params[scheduler.VMParamID], params[scheduler.VMParamDeploy] = id, "true"
 	params[scheduler.VMParamStartVM] = strconv.FormatBool(startVM)
-	jobID, e := r.submitJob(vmInstanceType, id, params, ops...)
+	jobID, e := submitDeploy(r, vm, vols, params, checks, r.event("VM.CREATE", resVM, id, "deploying virtual machine %s", name))
 	if e != nil {
 		return nil, e
 	}
 	return jobAccepted(jobID, id), nil
+}
+
+// submitDeploy commits the new VM, its volumes and its deploy job. A VM
+// to start is placed in the same commit when a host fits
+// (scheduler.PlaceNew), which spares the job its placement commit. When
+// that commit is refused (its plan lost a race for the host's room or the
+// address, or the state moved on since it was read) nothing of it was
+// written, and the VM is committed again unplaced for the job to place;
+// a refusal that was not about the placement comes back from that commit.
+func submitDeploy(r *Request, vm *fsm.VM, vols []*fsm.Volume, params map[string]string, checks []fsm.TxnOp, event fsm.TxnOp) (string, *Error) {
+	build := func(vm *fsm.VM, vols []*fsm.Volume, reserve []fsm.TxnOp) []fsm.TxnOp {
+		ops := append(append([]fsm.TxnOp{}, checks...), fsm.Create(fsm.TableVMs, vm))
+		for _, v := range vols {
+			ops = append(ops, fsm.Create(fsm.TableVolumes, v))
+		}
+		return append(append(ops, reserve...), event)
+	}
+	if vm.State == fsm.VMStarting {
+		pvm, pparams := vm.Copy(), maps.Clone(params)
+		pvols := make([]*fsm.Volume, len(vols))
+		for i, v := range vols {
+			pvols[i] = v.Copy()
+		}
+		reserve, ok, err := scheduler.PlaceNew(r.State(), pvm, pvols, pparams)
+		if err == nil && ok {
+			jobID, e := r.submitJob(vmInstanceType, vm.ID, pparams, build(pvm, pvols, reserve)...)
+			if e == nil || (e.CSCode != CSConcurrentOperation && e.Code != ErrCodeParam) {
+				return jobID, e
+			}
+		}
+	}
+	return r.submitJob(vmInstanceType, vm.ID, params, build(vm, vols, nil)...)
 }
 
 // deployDataDisk builds the data volume of deployVirtualMachine's

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,11 +18,21 @@ import (
 )
 
 // Deploy benchmark sizes: 100 simulated hosts, 64 clients, one window.
-const (
-	benchHosts      = 100
-	benchClients    = 64
-	benchDeployTime = 20 * time.Second
+// STRATUS_BENCH_HOSTS and STRATUS_BENCH_CLIENTS change the first two (for
+// quick runs and for finding what bounds the rate).
+var (
+	benchHosts   = envIntOr("STRATUS_BENCH_HOSTS", 100)
+	benchClients = envIntOr("STRATUS_BENCH_CLIENTS", 64)
 )
+
+const benchDeployTime = 20 * time.Second
+
+func envIntOr(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
+		return n
+	}
+	return def
+}
 
 // deployBench drives deployVirtualMachine with raw signed requests, spread
 // over the servers, and polls each job until the VM is Running.

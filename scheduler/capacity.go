@@ -130,33 +130,48 @@ func SortByDevice(vols []*fsm.Volume) {
 // reservePools returns the ops that add each newly placed volume to its
 // pool and record the pool on the volume.
 func reservePools(st *fsm.Store, vols []*fsm.Volume, pools map[string]string) ([]fsm.TxnOp, error) {
-	byPool := map[string][]*fsm.Volume{}
+	placed, reserve, err := poolReservations(vols, pools)
+	if err != nil {
+		return nil, err
+	}
+	var ops []fsm.TxnOp
+	for i, nv := range placed {
+		if nv != vols[i] {
+			ops = append(ops, fsm.Update(fsm.TableVolumes, nv))
+		}
+	}
+	return append(ops, reserve...), nil
+}
+
+// poolReservations returns vols with each volume that has no pool yet
+// replaced by a copy on the pool the plan gave it, and the ops that add
+// their sizes to those pools.
+func poolReservations(vols []*fsm.Volume, pools map[string]string) ([]*fsm.Volume, []fsm.TxnOp, error) {
+	placed := make([]*fsm.Volume, len(vols))
+	bytes := map[string]int64{}
 	var order []string
-	for _, vol := range vols {
+	for i, vol := range vols {
+		placed[i] = vol
 		if vol.PoolID != "" {
 			continue
 		}
 		pid := pools[vol.ID]
 		if pid == "" {
-			return nil, fmt.Errorf("placement gave volume %s no pool", vol.ID)
+			return nil, nil, fmt.Errorf("placement gave volume %s no pool", vol.ID)
 		}
-		if _, seen := byPool[pid]; !seen {
+		if _, seen := bytes[pid]; !seen {
 			order = append(order, pid)
 		}
-		byPool[pid] = append(byPool[pid], vol)
+		bytes[pid] += vol.SizeBytes
+		nv := vol.Copy()
+		nv.PoolID = pid
+		placed[i] = nv
 	}
 	var ops []fsm.TxnOp
 	for _, pid := range order {
-		var bytes int64
-		for _, vol := range byPool[pid] {
-			bytes += vol.SizeBytes
-			nv := vol.Copy()
-			nv.PoolID = pid
-			ops = append(ops, fsm.Update(fsm.TableVolumes, nv))
-		}
-		ops = append(ops, fsm.ReservePool(pid, bytes))
+		ops = append(ops, fsm.ReservePool(pid, bytes[pid]))
 	}
-	return ops, nil
+	return placed, ops, nil
 }
 
 // releasePool returns the op that takes a volume's size back from its pool.

@@ -41,6 +41,11 @@ const (
 	// migration: why the target could not start the VM after the source
 	// let go; the job then starts it again elsewhere
 	VMParamMigrateError = "migrateerror"
+	// VMParamPlaced marks a deploy whose VM the API placed in the very
+	// commit that created it (PlaceNew): until the job commits a step of
+	// its own, it is where a placement step would have left it, waiting
+	// for the host to start the VM.
+	VMParamPlaced = "placed"
 )
 
 // maxStartHosts is how many hosts a start tries before it gives up.
@@ -117,7 +122,7 @@ func startStep(_ context.Context, st *fsm.Store, j *fsm.AsyncJob) (Step, error) 
 	if end != nil || err != nil {
 		return deref(end), err
 	}
-	if j.Step == "starting" {
+	if j.Step == "starting" || placedAtDeploy(j) {
 		return waitStarted(st, ws, j, v)
 	}
 	if j.Params[VMParamStartVM] == "false" {
@@ -136,6 +141,14 @@ func startStep(_ context.Context, st *fsm.Store, j *fsm.AsyncJob) (Step, error) 
 		return Fail(codeParam, "virtual machine %s is %s; only a Stopped VM can be started", v.Name, v.State), nil
 	}
 	return place(st, j, v)
+}
+
+// placedAtDeploy reports whether the job's VM was placed by the commit
+// that created the job and no step was committed since (every commit of
+// a step counts in Attempts; one that gives up a host and places again
+// is such a step).
+func placedAtDeploy(j *fsm.AsyncJob) bool {
+	return j.Step == "" && j.Attempts == 0 && j.Params[VMParamPlaced] == "true"
 }
 
 func deref(s *Step) Step {
@@ -180,9 +193,7 @@ func place(st *fsm.Store, j *fsm.AsyncJob, v *fsm.VM) (Step, error) {
 		return Step{}, err
 	}
 	nv := v.Copy()
-	nv.HostID, nv.PodID, nv.ClusterID = plan.HostID, plan.PodID, plan.ClusterID
-	nv.State, nv.Power, nv.ForceStop = fsm.VMStarting, fsm.PowerOn, false
-	nv.ObservedHostID, nv.ObservedPower, nv.ObservedError = "", "", ""
+	placeOn(nv, plan)
 	if nv.IPAddress == "" {
 		if e := assignAddress(st, nv); e != nil {
 			return failStart(j, v, codeCapacity, "%s", e.Error()), nil
@@ -190,6 +201,58 @@ func place(st *fsm.Store, j *fsm.AsyncJob, v *fsm.VM) (Step, error) {
 	}
 	ops = append(ops, reserveHost(host, v, 1), fsm.Update(fsm.TableVMs, nv))
 	return Step{Ops: ops, Next: "starting"}, nil
+}
+
+// placeOn sets a VM's placement from a plan and asks for it to run.
+func placeOn(v *fsm.VM, plan placement.Plan) {
+	v.HostID, v.PodID, v.ClusterID = plan.HostID, plan.PodID, plan.ClusterID
+	v.State, v.Power, v.ForceStop = fsm.VMStarting, fsm.PowerOn, false
+	v.ObservedHostID, v.ObservedPower, v.ObservedError = "", "", ""
+}
+
+// PlaceNew places a VM that deployVirtualMachine is about to create, so
+// the commit that creates it carries its placement too and the job has no
+// placement step to commit (one Raft commit less per deploy, and no wait
+// for the leader's runner to pick the job up). It plans against st, which
+// may lag the leader: the reserve ops it returns are checked by the
+// applier in log order (room left, host still Up) and the VM's address by
+// the table's unique key, so a plan that lost a race makes the whole
+// commit fail cleanly, and the caller commits the VM unplaced for the job
+// to place. On success v (host, pod, cluster, state, address) and vols
+// (pools) are filled in and params marked (VMParamPlaced); ok is false,
+// and nothing is changed, when no host fits (the job then fails the
+// deploy as it always has).
+func PlaceNew(st *fsm.Store, v *fsm.VM, vols []*fsm.Volume, params map[string]string) (ops []fsm.TxnOp, ok bool, err error) {
+	req, err := PlacementRequest(st, v, vols)
+	if err != nil {
+		return nil, false, err
+	}
+	req.HostID, req.PodID, req.ClusterID = params[VMParamHost], params[VMParamPod], params[VMParamCluster]
+	plan, err := placement.Place(NewView(st), req)
+	if err != nil {
+		return nil, false, nil
+	}
+	host, err := fsm.Get[fsm.Host](st, nil, fsm.TableHosts, plan.HostID)
+	if err != nil || host == nil {
+		return nil, false, err
+	}
+	placed, ops, err := poolReservations(vols, plan.Pools)
+	if err != nil {
+		return nil, false, err
+	}
+	nv := v.Copy()
+	placeOn(nv, plan)
+	if nv.IPAddress == "" {
+		if assignAddress(st, nv) != nil {
+			return nil, false, nil
+		}
+	}
+	*v = *nv
+	for i, vol := range placed {
+		*vols[i] = *vol
+	}
+	params[VMParamPlaced] = "true"
+	return append(ops, reserveHost(host, v, 1)), true, nil
 }
 
 // failStart ends a start that could not place the VM: a new VM goes to
