@@ -28,13 +28,13 @@ async function newestPage(command, q, p) {
   return { count, [key]: items.reverse() };
 }
 
-export function listView(host, { name, command, params = () => ({}), columns, filters = [], search = true, onRow, rowId = (r) => r.id, empty, pollWhile, searchLabel = 'Search', newestFirst = false }) {
+export function listView(host, { name, command, params = () => ({}), columns, filters = [], search = true, onRow, rowId = (r) => r.id, empty, pollWhile, searchLabel = 'Search', searchHint = 'Name…', newestFirst = false }) {
   const state = { page: 1, keyword: '', filter: {} };
   const tableBox = h('div', { class: 'table-wrap' }, loading());
   const pagerBox = h('div');
   const controls = [];
   if (search) {
-    const s = field({ label: searchLabel, name: 'keyword', type: 'search', placeholder: 'Name, state, address…' });
+    const s = field({ label: searchLabel, name: 'keyword', type: 'search', placeholder: searchHint });
     s.classList.add('search');
     s.control.addEventListener('input', debounce(() => {
       state.keyword = s.control.value.trim();

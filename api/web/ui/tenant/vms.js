@@ -43,6 +43,7 @@ route('/vms', {
     listView(body, {
       name: 'vms',
       command: 'listVirtualMachines',
+      searchHint: 'Name, state or IP address…',
       params: () => (s && s.isAdmin ? { listall: true } : {}),
       columns,
       filters: [
@@ -176,6 +177,7 @@ route('/vms/:id', {
       if (sig === headSig) return;
       const hadFocus = head.contains(document.activeElement) ? document.activeElement.dataset.action || 'h1' : null;
       headSig = sig;
+      document.title = `${vm.name} · Stratus`;
       const labels = { start: 'Start', stop: 'Stop', reboot: 'Reboot', destroy: 'Destroy', recover: 'Recover', expunge: 'Expunge', edit: 'Edit', scale: 'Change offering' };
       const kinds = { start: 'primary', destroy: 'danger', expunge: 'danger' };
       head.replaceChildren(
