@@ -195,11 +195,37 @@ function sessionExpired() {
   }
 }
 
+// Jobs this tab is waiting for, so the shell can show how many run.
+const running = new Map();
+const jobListeners = new Set();
+function jobsChanged() {
+  for (const fn of jobListeners) fn([...running.values()]);
+}
+
+// onJobsChange(fn) calls fn([{jobid, command}]) whenever a job this tab
+// follows starts or ends.
+export function onJobsChange(fn) {
+  jobListeners.add(fn);
+  return () => jobListeners.delete(fn);
+}
+
 // callAsync runs an async command and polls its job until it ends.
 export async function callAsync(command, params = {}, onProgress = () => {}) {
   const r = await call(command, params);
   const jobid = r.jobid;
   if (!jobid) return r;
+  running.set(jobid, { jobid, command });
+  jobsChanged();
+  try {
+    return await follow(command, r, onProgress);
+  } finally {
+    running.delete(jobid);
+    jobsChanged();
+  }
+}
+
+async function follow(command, r, onProgress) {
+  const jobid = r.jobid;
   onProgress({ jobid, jobstatus: 0, jobprocstatus: 0, cmd: command, id: r.id });
   let wait = 500;
   let failures = 0;

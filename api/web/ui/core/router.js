@@ -2,7 +2,7 @@
 // area, page). View modules register their pages with route() when imported.
 
 import { h, showError, clearMessages, loading } from './ui.js';
-import { session, logout, health, onSessionChange } from './api.js';
+import { session, logout, health, onSessionChange, onJobsChange } from './api.js';
 
 const routes = [];
 let leaveFns = [];
@@ -67,6 +67,7 @@ function buildShell() {
   }, 15000);
   const nav = h('nav', { class: 'sidenav', 'aria-label': 'Main' });
   const node = h('span', { class: 'node', title: 'The management server that answered' });
+  const jobs = h('a', { href: '#/jobs', class: 'jobs-pill', hidden: true, 'aria-live': 'polite' });
   const user = h('div', { class: 'user-menu' });
   const messages = h('div', { id: 'messages', class: 'messages', 'aria-live': 'assertive' });
   const page = h('div', { class: 'page-slot' });
@@ -75,9 +76,9 @@ function buildShell() {
     h('a', { href: '#main', class: 'skip-link', onclick: (e) => { e.preventDefault(); main.focus(); } }, 'Skip to content'),
     h('header', { class: 'topbar' },
       h('a', { href: '#/vms', class: 'brand' }, h('img', { src: '/ui/favicon.svg', alt: '', width: 24, height: 24 }), h('span', {}, 'Stratus'), h('span', { class: 'brand-sub' }, 'Console')),
-      h('div', { class: 'topbar-right' }, node, user)),
+      h('div', { class: 'topbar-right' }, jobs, node, user)),
     h('div', { class: 'body' }, nav, main));
-  return { root, nav, node, user, messages, page, main };
+  return { root, nav, node, user, messages, page, main, jobs };
 }
 
 function initials(s) {
@@ -220,7 +221,15 @@ function focusHeading(el) {
   if (!el.contains(document.activeElement) || document.activeElement === document.body) h1.focus({ preventScroll: false });
 }
 
+function renderJobs(list) {
+  if (!shell) return;
+  shell.jobs.hidden = list.length === 0;
+  shell.jobs.replaceChildren(h('span', { class: 'spinner', 'aria-hidden': 'true' }),
+    list.length === 1 ? `1 job running` : `${list.length} jobs running`);
+}
+
 export function start() {
+  onJobsChange(renderJobs);
   window.addEventListener('hashchange', () => render());
   onSessionChange((s) => {
     if (!s && parse().path !== '/login') {
