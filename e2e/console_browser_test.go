@@ -34,7 +34,6 @@ const (
 
 // browser is one Chromium process; its first tab lives as long as it.
 type browser struct {
-	t       *testing.T
 	base    string // the console's URL, e.g. http://127.0.0.1:PORT (no trailing slash)
 	shotDir string
 
@@ -74,7 +73,7 @@ func startBrowser(t *testing.T, base string) *browser {
 		t.Fatalf("screenshot dir: %v", err)
 	}
 	profile := t.TempDir() // removed after the cleanup below has stopped Chromium
-	b := &browser{t: t, base: strings.TrimSuffix(base, "/"), shotDir: shots}
+	b := &browser{base: strings.TrimSuffix(base, "/"), shotDir: shots}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromiumPath),
 		chromedp.Headless,
@@ -129,11 +128,11 @@ func (b *browser) newTab(name string, parent context.Context) *tab {
 }
 
 // isolatedTab opens a tab with its own cookies and the console's size.
-func (b *browser) isolatedTab(name string) *tab {
-	b.t.Helper()
+func (b *browser) isolatedTab(t *testing.T, name string) *tab {
+	t.Helper()
 	tb := b.newTab(name, b.first.ctx)
 	if err := chromedp.Do(tb.ctx, chromedp.EmulateViewport(1280, 800)); err != nil {
-		b.t.Fatalf("open tab %s: %v", name, err)
+		t.Fatalf("open tab %s: %v", name, err)
 	}
 	return tb
 }

@@ -355,7 +355,7 @@ func (c *consoleRun) testTenant(t *testing.T) {
 		t.Fatalf("listDomains shows no ROOT domain: %+v", doms.Domains)
 	}
 	createAccount(t, c.r.cs, c.d.lb, "console-tenant", "dana", root, 0)
-	tb := c.b.isolatedTab("tenant")
+	tb := c.b.isolatedTab(t, "tenant")
 	tb.open(t, "")
 	signIn(t, tb, "dana", "dana-password-1")
 	tb.waitHash(t, "#/vms")
