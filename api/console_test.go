@@ -214,3 +214,50 @@ func TestConsoleLeavesAPIAlone(t *testing.T) {
 		}
 	}
 }
+
+// TestConsoleRoutesOfTheContract checks that the view modules app.js
+// loads register every page of the console contract.
+func TestConsoleRoutesOfTheContract(t *testing.T) {
+	want := []string{"/login", "/vms", "/vms/:id", "/deploy", "/volumes", "/snapshots", "/jobs", "/keys",
+		"/admin/infra", "/admin/hosts/:id", "/admin/templates", "/admin/offerings", "/admin/accounts", "/admin/events", "/admin/cluster"}
+	routeRe := regexp.MustCompile(`\broute\(\s*'([^']+)'`)
+	got := map[string]string{}
+	err := fs.WalkDir(consoleFiles, "web/ui", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || path.Ext(p) != ".js" {
+			return err
+		}
+		src, _ := consoleFiles.ReadFile(p)
+		for _, m := range routeRe.FindAllStringSubmatch(string(src), -1) {
+			if prev, dup := got[m[1]]; dup {
+				t.Errorf("route %s registered twice: %s and %s", m[1], prev, p)
+			}
+			got[m[1]] = p
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Only modules app.js reaches through its imports take part.
+	importRe := regexp.MustCompile(`(?m)^\s*(?:import|export)\b[^'"\n;]*?(?:from\s*)?['"](\.{1,2}/[^'"]+)['"]`)
+	reached := map[string]bool{}
+	var walk func(p string)
+	walk = func(p string) {
+		if reached[p] {
+			return
+		}
+		reached[p] = true
+		src, _ := consoleFiles.ReadFile(p)
+		for _, m := range importRe.FindAllStringSubmatch(string(src), -1) {
+			walk(path.Join(path.Dir(p), m[1]))
+		}
+	}
+	walk("web/ui/app.js")
+	for _, r := range want {
+		if file, ok := got[r]; !ok {
+			t.Errorf("no view module registers the contract's page #%s", r)
+		} else if !reached[file] {
+			t.Errorf("%s registers #%s but app.js does not import it", file, r)
+		}
+	}
+}
