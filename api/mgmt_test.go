@@ -274,3 +274,20 @@ func TestListManagementServersAdditions(t *testing.T) {
 		t.Errorf("leaders %v", leaders)
 	}
 }
+
+// TestManagementServerCommandsRootOnly: the cluster's layout is for root
+// admins; a domain admin and a user are told (401, as CloudStack does) that the command is not there.
+func TestManagementServerCommandsRootOnly(t *testing.T) {
+	f := newIdentityFixture(t)
+	for _, cmd := range []string{"listManagementServers", "listManagementServersMetrics"} {
+		if rec := f.root.do(t, f.s, map[string]string{"command": cmd}); rec.Code != http.StatusOK {
+			t.Errorf("root admin %s: %d %s", cmd, rec.Code, rec.Body.String())
+		}
+		for _, who := range []ident{f.dadmin, f.alice} {
+			rec := who.do(t, f.s, map[string]string{"command": cmd})
+			if rec.Code != http.StatusUnauthorized || !strings.Contains(rec.Body.String(), notAvailable) {
+				t.Errorf("%s %s: %d %s, want 401 saying it is not available", who.name, cmd, rec.Code, rec.Body.String())
+			}
+		}
+	}
+}
