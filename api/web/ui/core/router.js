@@ -43,12 +43,20 @@ function match(path) {
     const params = {};
     let ok = true;
     r.parts.forEach((p, i) => {
-      if (p.startsWith(':')) params[p.slice(1)] = decodeURIComponent(segs[i]);
+      if (p.startsWith(':')) params[p.slice(1)] = safeDecode(segs[i]);
       else if (p !== segs[i]) ok = false;
     });
     if (ok) return { r, params };
   }
   return null;
+}
+
+function safeDecode(s) {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
 }
 
 function homeFor() {
@@ -69,7 +77,7 @@ function buildShell() {
   const node = h('span', { class: 'node', title: 'The management server that answered' });
   const jobs = h('a', { href: '#/jobs', class: 'jobs-pill', hidden: true, 'aria-live': 'polite' });
   const user = h('div', { class: 'user-menu' });
-  const messages = h('div', { id: 'messages', class: 'messages', 'aria-live': 'assertive' });
+  const messages = h('div', { id: 'messages', class: 'messages' });
   const page = h('div', { class: 'page-slot' });
   const main = h('main', { id: 'main', class: 'main', tabindex: '-1' }, messages, page);
   const root = h('div', { class: 'shell' },
@@ -189,7 +197,7 @@ async function render() {
   }
   const { r, params } = m;
   document.title = `${r.title || 'Stratus'} · Stratus`;
-  if (r.adminOnly && !(s && s.isAdmin)) {
+  if ((r.adminOnly || r.section === 'admin') && !(s && s.isAdmin)) {
     el.replaceChildren(h('h1', { tabindex: '-1' }, r.title || 'Not permitted'),
       h('div', { class: 'alert alert-error', role: 'alert' }, 'This page is for administrators; your account cannot open it.'));
     focusHeading(el);
