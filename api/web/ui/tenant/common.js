@@ -6,8 +6,6 @@ import { call, callAsync, itemKey } from '../core/api.js';
 
 export const PAGE_SIZE = 20;
 
-// listView renders a searchable, filterable, paged table of a list command
-// into host and answers {reload()}. filters: [{name, label, options}].
 // newestPage answers page p of a list the server keeps oldest first, newest
 // first: the items it needs from at most two of the server's pages.
 async function newestPage(command, q, p) {
@@ -28,6 +26,14 @@ async function newestPage(command, q, p) {
   return { count, [key]: items.reverse() };
 }
 
+// transient reports whether an error may pass by itself (a node going
+// away, an election): a background refresh then just tries again later.
+export function transient(err) {
+  return err && (err.status === 0 || (err.status >= 500 && err.status <= 504));
+}
+
+// listView renders a searchable, filterable, paged table of a list command
+// into host and answers {reload()}. filters: [{name, label, options}].
 export function listView(host, { name, command, params = () => ({}), columns, filters = [], search = true, onRow, rowId = (r) => r.id, empty, pollWhile, searchLabel = 'Search', searchHint = 'Name…', newestFirst = false }) {
   const state = { page: 1, keyword: '', filter: {} };
   const tableBox = h('div', { class: 'table-wrap' }, loading());
@@ -65,7 +71,7 @@ export function listView(host, { name, command, params = () => ({}), columns, fi
 
   let timer = null;
   let seq = 0;
-  async function reload() {
+  async function reload(background = false) {
     const my = ++seq;
     clearTimeout(timer);
     let r;
@@ -74,6 +80,10 @@ export function listView(host, { name, command, params = () => ({}), columns, fi
       r = newestFirst ? await newestPage(command, q, state.page) : await call(command, { ...q, page: state.page, pagesize: PAGE_SIZE });
     } catch (err) {
       if (my !== seq || !host.isConnected) return;
+      if (background && transient(err)) {
+        timer = setTimeout(() => host.isConnected && reload(true), 5000);
+        return;
+      }
       tableBox.replaceChildren(h('div', { class: 'empty' }, h('p', {}, 'The list could not be loaded.'),
         h('button', { type: 'button', class: 'btn', onclick: () => reload() }, 'Retry')));
       showError(err);
@@ -103,13 +113,13 @@ export function listView(host, { name, command, params = () => ({}), columns, fi
     const busy = pollWhile ? pollWhile(rows) : rows.some((x) => isTransitional(x.state));
     const tick = () => {
       if (!host.isConnected) return;
-      if (busy || document.visibilityState === 'visible') reload();
+      if (busy || document.visibilityState === 'visible') reload(true);
       else timer = setTimeout(tick, 15000);
     };
     timer = setTimeout(tick, busy ? 2000 : 15000);
   }
   reload();
-  return { reload, stop: () => clearTimeout(timer) };
+  return { reload: () => reload(), stop: () => clearTimeout(timer) };
 }
 
 // runJob runs an async command with its progress in box (a container of

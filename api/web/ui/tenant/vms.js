@@ -3,7 +3,7 @@
 import { h, pageHeader, badge, card, kv, table, fmtDate, fmtMiB, fmtBytes, showError, isTransitional, field, validate, formValues, loading, emptyState, confirmAction, formDialog } from '../core/ui.js';
 import { call, session } from '../core/api.js';
 import { route, go, onLeave } from '../core/router.js';
-import { listView, runJob, runSync, link, zoneOptions, base64ToUtf8 } from './common.js';
+import { listView, runJob, runSync, link, zoneOptions, base64ToUtf8, transient } from './common.js';
 
 const VM_STATES = ['Running', 'Stopped', 'Starting', 'Stopping', 'Migrating', 'Error', 'Destroyed', 'Expunging'];
 
@@ -314,7 +314,8 @@ route('/vms/:id', {
           loadEvents();
         }
       } catch (err) {
-        showError(err);
+        // A poll that meets an election or a node going away just tries again.
+        if (all || !transient(err)) showError(err);
       }
       schedule();
     }
