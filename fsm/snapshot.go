@@ -78,9 +78,16 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 
 func (s *fsmSnapshot) Release() {}
 
+// snapshotBuffer is the buffer of snapshot streams: a snapshot of 100,000
+// VMs is about 100 MB, which 4 KiB writes would cut into some 25,000 system
+// calls on raft's file sink and its network transport.
+const snapshotBuffer = 64 << 10
+
 // WriteSnapshot streams the store: magic, header, then one record per row.
+// It reads a memdb snapshot row by row and holds only one record and the
+// buffer in memory, never a copy of the state.
 func (s *Store) WriteSnapshot(w io.Writer, applied uint64) error {
-	bw := bufio.NewWriter(w)
+	bw := bufio.NewWriterSize(w, snapshotBuffer)
 	hdr, err := json.Marshal(SnapshotHeader{FormatVersion: SnapshotFormatVersion, CommandVersion: CommandVersion, AppliedIndex: applied})
 	if err != nil {
 		return fmt.Errorf("encode snapshot header: %w", err)
@@ -145,7 +152,7 @@ func readFrame(r *bufio.Reader) ([]byte, error) {
 
 // ReadSnapshot builds a new store from a snapshot stream.
 func ReadSnapshot(r io.Reader) (*Store, SnapshotHeader, error) {
-	br := bufio.NewReader(r)
+	br := bufio.NewReaderSize(r, snapshotBuffer)
 	var hdr SnapshotHeader
 	magic := make([]byte, len(snapshotMagic))
 	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != snapshotMagic {
