@@ -109,10 +109,26 @@ func (r *Runner) lead(ctx context.Context) {
 	r.wg.Wait()
 }
 
+// relistEvery is the shortest time between two listings of the pending
+// jobs. Every change of the jobs table (each step of each job) wakes the
+// watch, and a listing costs O(pending jobs); under load changes come far
+// more often than this, so they are taken together, and a new job waits
+// at most this long for its worker.
+const relistEvery = 10 * time.Millisecond
+
 // watch starts a worker for every pending job, now and whenever the jobs
 // table changes.
 func (r *Runner) watch(ctx context.Context) {
+	var listed time.Time
 	for {
+		if wait := relistEvery - time.Since(listed); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+		}
+		listed = time.Now()
 		st := r.c.State()
 		changed, err := st.Watch(fsm.TableJobs)
 		if err != nil {
