@@ -34,7 +34,7 @@ route('/deploy', {
       return;
     }
     const zoneF = field({ label: 'Zone', name: 'zoneid', type: 'select', required: true, options: zones.zone.map((z) => ({ value: z.id, label: z.name })), value: query.get('zoneid') || zones.zone[0].id });
-    const tmplF = field({ label: 'Template', name: 'templateid', type: 'select', required: true, options: [], help: 'The image the root disk is made from. Only templates ready in the zone can be chosen.' });
+    const tmplF = field({ label: 'Template', name: 'templateid', type: 'select', required: true, options: [], help: 'The root disk\'s image; only templates ready in the zone can be picked.' });
     const offF = field({ label: 'Compute offering', name: 'serviceofferingid', type: 'select', required: true,
       options: [{ value: '', label: 'Choose an offering…' }, ...offerings.serviceoffering.map((o) => ({ value: o.id, label: offeringLabel(o) }))],
       value: offerings.serviceoffering.length === 1 ? offerings.serviceoffering[0].id : '' });
@@ -61,8 +61,9 @@ route('/deploy', {
     const submit = h('button', { type: 'submit', class: 'btn btn-primary btn-block', 'data-action': 'deploy' }, 'Deploy VM');
     const form = h('form', { class: 'wizard', novalidate: true, 'aria-label': 'Deploy a virtual machine' },
       h('div', { class: 'wizard-steps' },
-        card(null, h('h2', { class: 'step-title wizard-step' }, 'Location'), zoneF),
-        card(null, h('h2', { class: 'step-title wizard-step' }, 'Template'), tmplF),
+        h('div', { class: 'grid-2' },
+          card(null, h('h2', { class: 'step-title wizard-step' }, 'Location'), zoneF),
+          card(null, h('h2', { class: 'step-title wizard-step' }, 'Template'), tmplF)),
         card(null, h('h2', { class: 'step-title wizard-step' }, 'Compute offering'), offF, customBox),
         card(null, h('h2', { class: 'step-title wizard-step' }, 'Storage'), diskF, sizeF),
         card(null, h('h2', { class: 'step-title wizard-step' }, 'Details'), nameF, dispF, keyF, udF)),
@@ -89,7 +90,7 @@ route('/deploy', {
       const ready = templates.filter((t) => t.isready !== false);
       tmplF.control.replaceChildren(
         h('option', { value: '' }, templates.length ? 'Choose a template…' : 'No templates in this zone'),
-        ...templates.map((t) => h('option', { value: t.id, disabled: t.isready === false }, `${t.displaytext && t.displaytext !== t.name ? `${t.name} (${t.displaytext})` : t.name}${t.isready === false ? ' — not ready' : ''}`)));
+        ...templates.map((t) => h('option', { value: t.id, disabled: t.isready === false, title: t.displaytext || t.name }, `${t.name}${t.isready === false ? ' — not ready' : ''}`)));
       if (keep && ready.some((t) => t.id === keep)) tmplF.control.value = keep;
       else if (ready.length === 1) tmplF.control.value = ready[0].id;
       updateSummary();
@@ -112,7 +113,7 @@ route('/deploy', {
       sizeF.hidden = !(d && d.iscustomized);
       summary.replaceChildren(kv([
         ['Zone', selected(zoneF.control)],
-        ['Template', selected(tmplF.control)],
+        ['Template', (templates.find((t) => t.id === tmplF.control.value) || {}).name || '—'],
         ['Offering', o ? o.name : '—'],
         ['CPU / RAM', o && !o.iscustomized ? `${o.cpunumber} vCPU, ${fmtMiB(o.memory)}` : o ? 'custom' : '—'],
         ['Data disk', d ? (d.iscustomized ? `${d.name}, ${sizeF.control.value || '?'} GiB` : diskLabel(d)) : 'none'],
