@@ -304,7 +304,11 @@ func (p *profiler) cpu(phase string, c *testCluster, delay time.Duration) func()
 	done := make(chan func(), 1)
 	go func() {
 		time.Sleep(delay)
-		done <- profileServers(p.t, c, "scale-"+phase, 30*time.Second)
+		// The simulator too, as one more "server" with its data dir.
+		sim := &testCluster{t: p.t, servers: []*server{{id: "sim", dataDir: filepath.Join(c.dir, "sim")}}}
+		waitSim := profileServers(p.t, sim, "scale-"+phase, 30*time.Second)
+		waitServers := profileServers(p.t, c, "scale-"+phase, 30*time.Second)
+		done <- func() { waitServers(); waitSim() }
 	}()
 	return func() {
 		(<-done)()

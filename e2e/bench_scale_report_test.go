@@ -23,6 +23,8 @@ type scaleReport struct {
 	HostsUp       time.Duration            `json:"hosts_up_ns"`
 	Deploy        scaleDeploy              `json:"deploy"`
 	DeployCPU     map[string]time.Duration `json:"deploy_cpu_ns"`
+	IdleCPU       map[string]time.Duration `json:"idle_cpu_ns"`
+	IdleFor       time.Duration            `json:"idle_for_ns"`
 	LoadAvg       string                   `json:"load_average"`
 	VMsRunning    int                      `json:"vms_running"`
 	Lists         []latency                `json:"lists"`
@@ -59,6 +61,23 @@ func fmtCPU(m map[string]time.Duration, vms int) string {
 			per = fmt.Sprintf(" (%.2f ms)", float64(m[k].Microseconds())/1000/float64(vms))
 		}
 		parts = append(parts, fmt.Sprintf("%s %.1f s%s", k, m[k].Seconds(), per))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// fmtShare prints each process's CPU time over d as a share of one core.
+func fmtShare(m map[string]time.Duration, d time.Duration) string {
+	if d <= 0 {
+		return "not measured"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %.0f%%", k, 100*m[k].Seconds()/d.Seconds()))
 	}
 	return strings.Join(parts, ", ")
 }
@@ -102,6 +121,7 @@ func (r *scaleReport) print(t *testing.T, cfg scaleConfig) {
 		d.Done, r.VMsWanted, d.Failed, d.TenantVMs, r.VMsRunning, map[bool]string{true: " (deploy time limit hit)", false: ""}[d.TimedOut])
 	fmt.Fprintf(&sb, "| placements/s (whole phase, %s) | %.0f |\n", fmtDur(d.Elapsed), d.PerSecond)
 	fmt.Fprintf(&sb, "| placements/s per 10 s window: min / median (first and last left out) | %.0f / %.0f |\n", d.WindowMin, d.WindowMedian)
+	fmt.Fprintf(&sb, "| CPU used by the hosts alone (all Up, no deploys) over %s, share of one core | %s |\n", fmtDur(r.IdleFor), fmtShare(r.IdleCPU, r.IdleFor))
 	fmt.Fprintf(&sb, "| CPU time used during the deploys (ms per VM Running) | %s |\n", fmtCPU(r.DeployCPU, d.Done))
 	fmt.Fprintf(&sb, "| machine load (1-min load average; %d CPUs, shared) | %s |\n", runtime.NumCPU(), r.LoadAvg)
 	fmt.Fprintf(&sb, "| deploy accepted p50 / p99 | %s / %s |\n", fmtDur(d.AcceptP50), fmtDur(d.AcceptP99))

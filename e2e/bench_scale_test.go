@@ -33,6 +33,7 @@ type scaleConfig struct {
 	pollEvery            time.Duration
 	deployTimeout        time.Duration
 	stallLimit           time.Duration // no VM Running for this long stops the deploys
+	idleFor              time.Duration // CPU of the hosts alone is measured this long
 	profileDir, outPath  string
 	simRamp              string
 	hostMemGiB, hostCPUs int
@@ -64,6 +65,7 @@ func scaleConfigFromEnv() scaleConfig {
 		pollEvery:     scaleEnvDur("STRATUS_SCALE_POLL", 100*time.Millisecond),
 		deployTimeout: scaleEnvDur("STRATUS_SCALE_DEPLOY_TIMEOUT", 45*time.Minute),
 		stallLimit:    scaleEnvDur("STRATUS_SCALE_STALL", 3*time.Minute),
+		idleFor:       scaleEnvDur("STRATUS_SCALE_IDLE", 30*time.Second),
 		profileDir:    os.Getenv("STRATUS_SCALE_PROFILES"),
 		outPath:       os.Getenv("STRATUS_SCALE_OUT"),
 		simRamp:       scaleEnvOr("STRATUS_SCALE_RAMP", "500"),
@@ -161,6 +163,12 @@ func TestBenchmarkScale(t *testing.T) {
 	sim := startScaleSim(t, c, z, cfg)
 	rep.HostsUp = waitScaleHostsUp(t, c, api, z, sim, cfg)
 	rep.RSSAfterHosts = measureRSS(c, sim)
+	// What the hosts alone cost (heartbeats, long polls): CPU time per
+	// process over an idle window, less sensitive to a shared machine's
+	// load than latencies are.
+	idle0 := cpuUse(c, sim)
+	time.Sleep(cfg.idleFor)
+	rep.IdleCPU, rep.IdleFor = cpuSince(idle0, cpuUse(c, sim)), cfg.idleFor
 
 	cpu0, load0 := cpuUse(c, sim), loadAvg()
 	rep.Deploy = runScaleDeploy(t, c, api, z, cfg, prof)

@@ -75,7 +75,7 @@ type simFlags struct {
 	zone, pod, cluster       string
 	prefix, addressBase      string
 	dataDir, driver          string
-	logLevel                 string
+	logLevel, pprofAddr      string
 	cpus, memGiB, mhz        int
 	ramp                     float64
 	progress, leaseCheck     time.Duration
@@ -115,6 +115,7 @@ func parseSimFlags(args []string) (*simFlags, error) {
 	fs.DurationVar(&f.progress, "progress", 2*time.Second, "how often to print progress; 0 prints only when all hosts are registered and heartbeating")
 	fs.DurationVar(&f.leaseCheck, "lease-check", time.Second, "how often each agent checks its lease (stratus agent: ttl/20, at most 200ms)")
 	fs.DurationVar(&f.pollWait, "poll-wait", agent.DefaultPollWait, "how long one desired-state long poll may block")
+	fs.StringVar(&f.pprofAddr, "pprof-addr", "", "serve Go's pprof profiles of the simulator on this address (as stratus server; port 0 picks one, written to <data-dir>/pprof-addr); off when empty")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -290,7 +291,20 @@ func runSim(args []string) error {
 		f.createdDataDir = true
 		defer os.RemoveAll(f.dataDir)
 	}
+	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
+		return fmt.Errorf("create -data-dir: %w", err)
+	}
 	logger := hclog.New(&hclog.LoggerOptions{Name: "sim", Level: hclog.LevelFromString(f.logLevel), Output: os.Stderr})
+	if f.pprofAddr != "" {
+		stopPprof, err := startPprof(f.pprofAddr, f.dataDir, logger)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+		if b, err := os.ReadFile(filepath.Join(f.dataDir, pprofAddrFile)); err == nil {
+			fmt.Printf("sim: pprof on http://%s/debug/pprof/\n", strings.TrimSpace(string(b)))
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if f.apiKey != "" {
