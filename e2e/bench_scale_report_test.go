@@ -116,7 +116,11 @@ func (r *scaleReport) print(t *testing.T, cfg scaleConfig) {
 		r.Hosts, cfg.perCluster, r.Clients, cfg.tenantEvery, cfg.pollEvery)
 	d := r.Deploy
 	fmt.Fprintf(&sb, "| figure | value |\n|---|---|\n")
-	fmt.Fprintf(&sb, "| hosts registered and Up (from sim start) | %d in %s |\n", r.Hosts, fmtDur(r.HostsUp))
+	if r.HostsUp > 0 {
+		fmt.Fprintf(&sb, "| hosts registered and Up (from sim start) | %d in %s |\n", r.Hosts, fmtDur(r.HostsUp))
+	} else {
+		fmt.Fprintf(&sb, "| hosts registered and Up (from sim start) | not all %d Up: the run stopped there (see the log) |\n", r.Hosts)
+	}
 	fmt.Fprintf(&sb, "| VMs deployed Running / wanted / failed | %d / %d / %d (%d as the tenant; listVirtualMachines state=Running counts %d)%s |\n",
 		d.Done, r.VMsWanted, d.Failed, d.TenantVMs, r.VMsRunning, map[bool]string{true: " (deploy time limit hit)", false: ""}[d.TimedOut])
 	fmt.Fprintf(&sb, "| placements/s (whole phase, %s) | %.0f |\n", fmtDur(d.Elapsed), d.PerSecond)
