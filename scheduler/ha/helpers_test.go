@@ -240,7 +240,7 @@ func (e *env) until(what string, cond func(st *fsm.Store) bool) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		st := e.m.State()
-		changed := anyChange(st, fsm.TableHosts, fsm.TableVMs, fsm.TableJobs, fsm.TableEvents)
+		changed := anyChange(st, fsm.TableHosts, fsm.TableVMs, fsm.TableJobs, fsm.TableEvents, "settings")
 		if cond(st) {
 			return
 		}
