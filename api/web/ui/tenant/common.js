@@ -34,7 +34,7 @@ export function transient(err) {
 
 // listView renders a searchable, filterable, paged table of a list command
 // into host and answers {reload()}. filters: [{name, label, options}].
-export function listView(host, { name, command, params = () => ({}), columns, filters = [], search = true, onRow, rowId = (r) => r.id, empty, pollWhile, searchLabel = 'Search', searchHint = 'Name…', newestFirst = false }) {
+export function listView(host, { name, command, params = () => ({}), columns, filters = [], search = true, onRow, rowId = (r) => r.id, empty, pollWhile, searchLabel = 'Search', searchHint = 'Name…', newestFirst = false, onLoad }) {
   const state = { page: 1, keyword: '', filter: {} };
   const tableBox = h('div', { class: 'table-wrap' }, loading());
   const pagerBox = h('div');
@@ -110,6 +110,7 @@ export function listView(host, { name, command, params = () => ({}), columns, fi
       if (target) target.focus();
     }
     pagerBox.replaceChildren(r.count > PAGE_SIZE || state.page > 1 ? pager({ page: state.page, pagesize: PAGE_SIZE, count: r.count, onPage: (p) => { state.page = p; reload(); } }) : h('div', { class: 'pager' }, h('span', { class: 'pager-info' }, `${r.count} item${r.count === 1 ? '' : 's'}`)));
+    if (onLoad) onLoad(r, { ...state.filter });
     const busy = pollWhile ? pollWhile(rows) : rows.some((x) => isTransitional(x.state));
     const tick = () => {
       if (!host.isConnected) return;
@@ -118,8 +119,17 @@ export function listView(host, { name, command, params = () => ({}), columns, fi
     };
     timer = setTimeout(tick, busy ? 2000 : 15000);
   }
+  // setFilter picks a filter's value as if the user chose it in its select.
+  function setFilter(fname, value) {
+    state.filter[fname] = value;
+    state.page = 1;
+    const c = host.querySelector(`.toolbar [name="filter-${fname}"]`);
+    if (c) c.value = value;
+    reload();
+  }
+
   reload();
-  return { reload: () => reload(), stop: () => clearTimeout(timer) };
+  return { reload: () => reload(), setFilter, stop: () => clearTimeout(timer) };
 }
 
 // runJob runs an async command with its progress in box (a container of

@@ -26,9 +26,28 @@ route('/vms', {
     const s = session();
     const zones = await zoneOptions();
     const body = h('div');
+    const chips = h('div', { class: 'chips', role: 'group', 'aria-label': 'VMs by state' });
     el.replaceChildren(
       pageHeader('Virtual machines', h('a', { href: '#/deploy', class: 'btn btn-primary', 'data-action': 'new-vm' }, '+ Deploy VM')),
-      body);
+      chips, body);
+    const scope = s && s.isAdmin ? { listall: true } : {};
+    let view;
+    let counting = false;
+    // Counts per state, as quick filters; refreshed with the list.
+    async function counts(current) {
+      if (counting) return;
+      counting = true;
+      try {
+        const states = ['', 'Running', 'Stopped', 'Error', 'Destroyed'];
+        const got = await Promise.all(states.map((st) => call('listVirtualMachines', { ...scope, state: st, page: 1, pagesize: 1 }).then((r) => r.count, () => null)));
+        if (!el.isConnected) return;
+        chips.replaceChildren(...states.map((st, i) => (got[i] === null || (st && !got[i] && st !== 'Running' && st !== 'Stopped') ? null
+          : h('button', { type: 'button', class: `chip${(current.state || '') === st ? ' chip-on' : ''}`, 'data-state-filter': st || 'all', 'aria-pressed': String((current.state || '') === st),
+            onclick: () => view.setFilter('state', st) }, st ? badge(st) : h('span', { class: 'chip-label' }, 'All'), h('span', { class: 'chip-count' }, String(got[i]))))));
+      } finally {
+        counting = false;
+      }
+    }
     const columns = [
       { key: 'name', label: 'Name', render: (v) => link(`#/vms/${encodeURIComponent(v.id)}`, v.name, v.displayname && v.displayname !== v.name ? v.displayname : '') },
       { key: 'state', label: 'State', render: (v) => badge(v.state) },
@@ -40,11 +59,12 @@ route('/vms', {
       s && s.isAdmin ? { key: 'account', label: 'Account' } : null,
       { key: 'created', label: 'Created', render: (v) => fmtDate(v.created) },
     ].filter(Boolean);
-    listView(body, {
+    view = listView(body, {
+      onLoad: (r, filter) => counts(filter),
       name: 'vms',
       command: 'listVirtualMachines',
       searchHint: 'Name, state or IP address…',
-      params: () => (s && s.isAdmin ? { listall: true } : {}),
+      params: () => scope,
       columns,
       filters: [
         { name: 'state', label: 'State', options: VM_STATES },
