@@ -174,11 +174,20 @@ route('/admin/hosts/:id', {
           ? btn('Cancel degraded', 'canceldegraded')
           : btn('Declare degraded', 'degraded', { kind: 'danger', enabled: CAN_DEGRADE.includes(x.state), why: 'Only a Disconnected, Alert or Down host can be declared degraded.' }));
 
+      const onHost = (vms || []).filter((v) => !['Stopped', 'Destroyed', 'Expunging', 'Error'].includes(v.state));
+      const progress = rs === 'PrepareForMaintenance'
+        ? h('div', { class: 'alert alert-info', role: 'status', 'data-field': 'maintenanceprogress' },
+          h('div', { class: 'alert-body' }, h('strong', {}, 'Preparing for maintenance: '),
+            onHost.length ? `${onHost.length} VM${onHost.length === 1 ? '' : 's'} still on this host, being migrated to others.` : 'no VM left on this host; finishing.'))
+        : rs === 'ErrorInMaintenance'
+          ? h('div', { class: 'alert alert-error', role: 'alert' }, h('div', { class: 'alert-body' }, h('strong', {}, 'Maintenance failed: '),
+            `${onHost.length} VM${onHost.length === 1 ? '' : 's'} could not be moved (the job's error says why). Move or stop them, then prepare for maintenance again, or cancel maintenance.`))
+          : null;
       const cpu = hostCPU(x);
       const mem = hostMemory(x);
       const ha = x.hostha || {};
       const oobm = x.outofbandmanagement || {};
-      body.replaceChildren(
+      body.replaceChildren(...[progress,
         h('div', { class: 'grid-2' },
           card('Details', kv([
             ['ID', h('code', {}, x.id)],
@@ -199,13 +208,15 @@ route('/admin/hosts/:id', {
               kv([['HA', ha.haenable ? 'On' : 'Off', 'haenable'], ['HA state', badge(ha.hastate || 'Disabled'), 'hastate'], ['Provider', ha.haprovider || 'none configured', 'haprovider']]),
               h('div', { class: 'btn-group card-actions' },
                 btn('Configure provider', 'haconfigure'),
-                ha.haenable ? btn('Disable HA', 'hadisable') : btn('Enable HA', 'haenable', { kind: 'primary', enabled: !!ha.haprovider && ha.haprovider !== 'none', why: 'Configure a provider first.' }))),
+                ha.haenable ? btn('Disable HA', 'hadisable') : btn('Enable HA', 'haenable', { kind: 'primary', enabled: !!ha.haprovider && ha.haprovider !== 'none', why: 'Configure a provider first.' })),
+              !ha.haenable && (!ha.haprovider || ha.haprovider === 'none') ? h('p', { class: 'muted small card-note' }, 'Configure a provider before turning HA on.') : null),
             card('Out-of-band management',
               kv([['Enabled', oobm.enabled ? 'Yes' : 'No', 'oobmenabled'], ['Power state', badge(oobm.powerstate || 'Disabled'), 'powerstate'], oobm.address ? ['BMC', `${oobm.address}:${oobm.port || ''}`] : null]),
               h('div', { class: 'btn-group card-actions' },
                 btn('Configure', 'oobmconfigure'),
                 oobm.enabled ? btn('Disable', 'oobmdisable') : btn('Enable', 'oobmenable', { enabled: !!oobm.address, why: 'Configure the BMC first.' }),
-                btn('Power action…', 'power', { enabled: !!oobm.enabled, why: 'Enable out-of-band management first.' }))))),
+                btn('Power action…', 'power', { enabled: !!oobm.enabled, why: 'Enable out-of-band management first.' })),
+              !oobm.address ? h('p', { class: 'muted small card-note' }, 'Configure the host\'s BMC to enable power actions and the ipmi HA provider.') : null))),
         h('section', { class: 'card card-flush' },
           h('div', { class: 'card-head' }, h('h2', { class: 'card-title' }, `Virtual machines on ${x.name}`)),
           vms === null ? h('p', { class: 'muted pad' }, 'The VMs of this host could not be listed.')
@@ -219,7 +230,7 @@ route('/admin/hosts/:id', {
                 { key: 'haenable', label: 'HA', render: (v) => (v.haenable ? 'Yes' : 'No') },
                 { key: 'created', label: 'Created', render: (v) => fmtDate(v.created) },
               ],
-            }))));
+            })))].filter(Boolean));
     };
 
     const refresh = refresher({
