@@ -22,22 +22,23 @@ import (
 // the job runner commit them (many VMs per transaction, to build it in
 // seconds). It is built once per test binary and only by the benchmarks.
 
-const (
-	scaleHosts    = 10_000
-	scaleVMs      = 100_000
-	scaleAccounts = 200
-	scaleDomains  = 10
-	scaleZones    = 2
-	scalePods     = 5   // per zone
-	scaleClusters = 10  // per pod
-	scaleBatch    = 500 // rows per transaction while building
-)
+// scaleSize is the fixture's shape; the scale benchmarks use bigCloud.
+type scaleSize struct {
+	hosts, vms, accounts, domains int
+	zones, pods, clusters         int // pods per zone, clusters per pod
+}
+
+var bigCloud = scaleSize{hosts: 10_000, vms: 100_000, accounts: 200, domains: 10, zones: 2, pods: 5, clusters: 10}
+
+const scaleBatch = 500 // rows per transaction while building
 
 // scaleCloud is the built fixture.
 type scaleCloud struct {
 	s        *Server
 	c        *fakeCluster
+	size     scaleSize
 	tenants  []ident // one user of each account
+	dadmin   ident   // a domain admin of ROOT/d0, whose subtree holds ROOT/d0/d1
 	accounts []string
 	zones    []string
 	hosts    []string
@@ -53,7 +54,7 @@ var (
 // scaleFixture returns the shared fixture, building it at the first call.
 func scaleFixture(tb testing.TB) *scaleCloud {
 	tb.Helper()
-	scaleOnce.Do(func() { scaleFix = buildScaleCloud(tb) })
+	scaleOnce.Do(func() { scaleFix = buildScaleCloud(tb, bigCloud) })
 	if scaleFix == nil {
 		tb.Fatal("the scale fixture failed to build")
 	}
@@ -74,9 +75,9 @@ func scaleID(kind byte, n int) string {
 	return fmt.Sprintf("%08x-0000-4000-8000-%02x%010x", n*2654435761%(1<<32), kind, n)
 }
 
-func buildScaleCloud(tb testing.TB) *scaleCloud {
+func buildScaleCloud(tb testing.TB, size scaleSize) *scaleCloud {
 	s, c := newTestServer(tb)
-	sc := &scaleCloud{s: s, c: c}
+	sc := &scaleCloud{s: s, c: c, size: size}
 	ctx := context.Background()
 	apply := func(ops []fsm.TxnOp) {
 		if _, err := c.Apply(ctx, fsm.TxnRequestType, fsm.TxnRequest{Ops: ops}); err != nil {
@@ -108,20 +109,20 @@ func buildScaleCloud(tb testing.TB) *scaleCloud {
 	ops := []fsm.TxnOp{fsm.Create(fsm.TableServiceOfferings, off), fsm.Create(fsm.TableTemplates, tmpl)}
 	// The inventory: zones, pods, clusters, one pool per cluster, hosts.
 	var clusters, pools, pods []string
-	for z := range scaleZones {
+	for z := range size.zones {
 		zid := scaleID(3, z)
 		sc.zones = append(sc.zones, zid)
 		ops = append(ops, fsm.Create("zones", &fsm.Zone{ID: zid, Name: fmt.Sprintf("zone-%d", z), NetworkType: "Advanced",
 			AllocationState: fsm.AllocationEnabled, GuestCIDR: "10.0.0.0/8", ZoneToken: "tok-" + zid, Created: now}),
 			fsm.Create(fsm.TableTemplateZones, &fsm.TemplateZone{ID: scaleID(4, z), TemplateID: tmpl.ID, ZoneID: zid,
 				DownloadState: fsm.DownloadDownloaded, IsReady: true, Size: 4 << 30, Created: now}))
-		for p := range scalePods {
-			pid := scaleID(5, z*scalePods+p)
+		for p := range size.pods {
+			pid := scaleID(5, z*size.pods+p)
 			pods = append(pods, pid)
 			ops = append(ops, fsm.Create(fsm.TablePods, &fsm.Pod{ID: pid, Name: fmt.Sprintf("pod-%d", p), ZoneID: zid, Gateway: "10.0.0.1",
 				Netmask: "255.255.255.0", AllocationState: fsm.AllocationEnabled, Created: now}))
-			for k := range scaleClusters {
-				n := (z*scalePods+p)*scaleClusters + k
+			for k := range size.clusters {
+				n := (z*size.pods+p)*size.clusters + k
 				cid, spid := scaleID(6, n), scaleID(7, n)
 				clusters, pools = append(clusters, cid), append(pools, spid)
 				ops = append(ops, fsm.Create(fsm.TableClusters, &fsm.Cluster{ID: cid, Name: fmt.Sprintf("kvm-%d", n), ZoneID: zid, PodID: pid,
@@ -136,25 +137,34 @@ func buildScaleCloud(tb testing.TB) *scaleCloud {
 	}
 	apply(ops)
 	nClusters := len(clusters)
-	batched(scaleHosts, func(i int) []fsm.TxnOp {
+	batched(size.hosts, func(i int) []fsm.TxnOp {
 		cl := i % nClusters
-		zid := sc.zones[cl/(scalePods*scaleClusters)]
+		zid := sc.zones[cl/(size.pods*size.clusters)]
 		id := scaleID(8, i)
 		sc.hosts = append(sc.hosts, id)
 		ip := fmt.Sprintf("172.%d.%d.%d", 16+i>>16, (i>>8)&255, i&255)
-		return []fsm.TxnOp{fsm.Create(fsm.TableHosts, &fsm.Host{ID: id, Name: fmt.Sprintf("kvm-%05d", i), ZoneID: zid, PodID: pods[cl/scaleClusters],
+		return []fsm.TxnOp{fsm.Create(fsm.TableHosts, &fsm.Host{ID: id, Name: fmt.Sprintf("kvm-%05d", i), ZoneID: zid, PodID: pods[cl/size.clusters],
 			ClusterID: clusters[cl], Type: fsm.HostTypeRouting, HypervisorType: fsm.HypervisorKVM, IPAddress: ip, URL: "http://" + ip,
 			State: fsm.HostStateUp, ResourceState: fsm.ResourceStateEnabled, Token: "tok-" + id, CPUNumber: 64, CPUSockets: 2, CPUSpeed: 2400,
 			MemoryTotal: 512 << 30, CPUAllocated: 10 * 1000, MemoryAllocated: 10 << 30, HAState: fsm.HAStateDisabled, Created: now})}
 	})
 	// Identity: 10 domains below ROOT, 20 accounts in each, one user each.
 	ops = nil
-	for d := range scaleDomains {
-		ops = append(ops, fsm.Create("domains", &fsm.Domain{ID: scaleID(9, d), Name: fmt.Sprintf("d%d", d), Path: fmt.Sprintf("ROOT/d%d", d),
-			ParentID: rootDomain, Created: now}))
+	for d := range size.domains {
+		parent, path := rootDomain, fmt.Sprintf("ROOT/d%d", d)
+		if d == 1 {
+			parent, path = scaleID(9, 0), "ROOT/d0/d1"
+		}
+		ops = append(ops, fsm.Create("domains", &fsm.Domain{ID: scaleID(9, d), Name: fmt.Sprintf("d%d", d), Path: path,
+			ParentID: parent, Created: now}))
 	}
-	for a := range scaleAccounts {
-		aid, uid, dom := scaleID(10, a), scaleID(11, a), scaleID(9, a%scaleDomains)
+	sc.dadmin = ident{name: "dadmin", key: "key-dadmin", secret: "secret-dadmin", userID: scaleID(11, 1<<20), accountID: scaleID(10, 1<<20)}
+	ops = append(ops, fsm.Create("accounts", &fsm.Account{ID: sc.dadmin.accountID, Name: "dadmin", DomainID: scaleID(9, 0),
+		Type: fsm.AccountTypeDomainAdmin, RoleType: "DomainAdmin", State: fsm.StateEnabled, Created: now}),
+		fsm.Create("users", &fsm.User{ID: sc.dadmin.userID, AccountID: sc.dadmin.accountID, DomainID: scaleID(9, 0), Username: "dadmin",
+			State: fsm.StateEnabled, APIKey: sc.dadmin.key, SecretKey: sc.dadmin.secret, Created: now}))
+	for a := range size.accounts {
+		aid, uid, dom := scaleID(10, a), scaleID(11, a), scaleID(9, a%size.domains)
 		key, secret := fmt.Sprintf("key-%d", a), fmt.Sprintf("secret-%d", a)
 		sc.accounts = append(sc.accounts, aid)
 		sc.tenants = append(sc.tenants, ident{name: fmt.Sprintf("user%d", a), key: key, secret: secret, userID: uid, accountID: aid})
@@ -169,14 +179,14 @@ func buildScaleCloud(tb testing.TB) *scaleCloud {
 	// VMs as deploy and the job runner leave them: placed, running, with
 	// a default NIC, and a Ready root volume on the cluster's pool.
 	vmOf := func(i int) (*fsm.VM, *fsm.Volume) {
-		a, h := i%scaleAccounts, i%scaleHosts
+		a, h := i%size.accounts, i%size.hosts
 		cl := h % nClusters
 		id := scaleID(12, i)
 		ip := fmt.Sprintf("10.%d.%d.%d", i>>16, (i>>8)&255, i&255)
 		created := now.Add(time.Duration(i) * time.Millisecond)
 		vm := &fsm.VM{ID: id, Name: fmt.Sprintf("vm-%06d", i), DisplayName: fmt.Sprintf("web server %06d", i), InstanceName: "i-" + id,
-			AccountID: sc.accounts[a], DomainID: scaleID(9, a%scaleDomains), UserID: scaleID(11, a), ZoneID: sc.zones[cl/(scalePods*scaleClusters)],
-			PodID: pods[cl/scaleClusters], ClusterID: clusters[cl], HostID: sc.hosts[h], LastHostID: sc.hosts[h],
+			AccountID: sc.accounts[a], DomainID: scaleID(9, a%size.domains), UserID: scaleID(11, a), ZoneID: sc.zones[cl/(size.pods*size.clusters)],
+			PodID: pods[cl/size.clusters], ClusterID: clusters[cl], HostID: sc.hosts[h], LastHostID: sc.hosts[h],
 			ServiceOfferingID: off.ID, TemplateID: tmpl.ID, OSTypeID: tmpl.OSTypeID, CPUNumber: 1, CPUSpeed: 1000, MemoryMiB: 1024,
 			State: fsm.VMRunning, Power: fsm.PowerOn, ObservedHostID: sc.hosts[h], ObservedPower: fsm.PowerOn, ObservedAt: created,
 			IPAddress: ip, NICs: []fsm.NIC{{ID: scaleID(13, i), MAC: macOf(id), IPAddress: ip, Netmask: "255.0.0.0", Gateway: "10.0.0.1", IsDefault: true}},
@@ -186,30 +196,30 @@ func buildScaleCloud(tb testing.TB) *scaleCloud {
 			Path: "/export/" + pools[cl] + "/" + scaleID(14, i), Created: created, Attached: created}
 		return vm, vol
 	}
-	batched(scaleVMs, func(i int) []fsm.TxnOp {
+	batched(size.vms, func(i int) []fsm.TxnOp {
 		vm, vol := vmOf(i)
 		return []fsm.TxnOp{fsm.Create(fsm.TableVMs, vm), fsm.Create(fsm.TableVolumes, vol)}
 	})
 	sc.heapVMs = heapInUse()
 	// The deploy jobs, finished, with the params the API gives them.
-	batched(scaleVMs, func(i int) []fsm.TxnOp {
-		a := i % scaleAccounts
+	batched(size.vms, func(i int) []fsm.TxnOp {
+		a := i % size.accounts
 		vmID := scaleID(12, i)
 		created := now.Add(time.Duration(i) * time.Millisecond)
 		return []fsm.TxnOp{fsm.Create(fsm.TableJobs, &fsm.AsyncJob{ID: scaleID(15, i), Cmd: "deployVirtualMachine", AccountID: sc.accounts[a],
-			DomainID: scaleID(9, a%scaleDomains), UserID: scaleID(11, a), Params: map[string]string{"vmid": vmID, "deploy": "true", "startvm": "true"},
+			DomainID: scaleID(9, a%size.domains), UserID: scaleID(11, a), Params: map[string]string{"vmid": vmID, "deploy": "true", "startvm": "true"},
 			Status: fsm.JobSucceeded, ResultType: "object", Result: []byte(`{"virtualmachine":{"id":"` + vmID + `"}}`), InstanceType: "VirtualMachine",
 			InstanceID: vmID, Step: "starting", Attempts: 3, Created: created, Completed: created.Add(2 * time.Second)})}
 	})
 	sc.heapJobs = heapInUse()
 	// The deploy's events: the API's "deploying" and the runner's "started".
-	batched(scaleVMs, func(i int) []fsm.TxnOp {
-		a := i % scaleAccounts
+	batched(size.vms, func(i int) []fsm.TxnOp {
+		a := i % size.accounts
 		vmID, name := scaleID(12, i), fmt.Sprintf("vm-%06d", i)
 		created := now.Add(time.Duration(i) * time.Millisecond)
 		ev := func(n int, typ, desc string, at time.Time) fsm.TxnOp {
 			return fsm.Create(fsm.TableEvents, &fsm.Event{ID: scaleID(byte(16+n), i), Type: typ, Level: fsm.EventInfo, State: "Completed",
-				Description: desc, AccountID: sc.accounts[a], DomainID: scaleID(9, a%scaleDomains), UserID: scaleID(11, a),
+				Description: desc, AccountID: sc.accounts[a], DomainID: scaleID(9, a%size.domains), UserID: scaleID(11, a),
 				ResourceType: "VirtualMachine", ResourceID: vmID, JobID: scaleID(15, i), Created: at})
 		}
 		return []fsm.TxnOp{ev(0, "VM.CREATE", "deploying virtual machine "+name, created),
@@ -310,7 +320,7 @@ func BenchmarkListStoreBytesPerVM(b *testing.B) {
 	sc := scaleFixture(b)
 	for b.Loop() {
 	}
-	per := func(hi, lo uint64) float64 { return float64(int64(hi)-int64(lo)) / scaleVMs }
+	per := func(hi, lo uint64) float64 { return float64(int64(hi)-int64(lo)) / float64(sc.size.vms) }
 	b.ReportMetric(per(sc.heapVMs, sc.heapBase), "vm+volume-B/VM")
 	b.ReportMetric(per(sc.heapJobs, sc.heapVMs), "job-B/VM")
 	b.ReportMetric(per(sc.heapEvents, sc.heapJobs), "events-B/VM")
