@@ -538,3 +538,23 @@ func TestStartsWaitForAFullReadAfterTheRenewal(t *testing.T) {
 		t.Errorf("ha1 is %s after %d starts: started from the desired state read before the heartbeat", p, n)
 	}
 }
+
+// TestRegistrationDoesNotStretchAHeldLease: a registration's answer
+// grants no lease, so its TTL (the settings' figure, from any server)
+// must not lengthen the lease the agent holds from the leader's last
+// heartbeat answer, which the leader counts by the TTL it granted.
+func TestRegistrationDoesNotStretchAHeldLease(t *testing.T) {
+	c, srv := haCloud(t)
+	a := withHost(t, c, newSpy("kvm1"), []string{srv.URL}, nil)
+	waitFor(t, "the lease held", func() bool { return a.LeaseStatus().Valid })
+	// From now on heartbeats renew nothing, and registrations answer a
+	// lease of a minute.
+	c.with(func() { c.hbState, c.leaseTTL = "Disconnected", 60000 })
+	if err := a.registerOnce(context.Background()); err != nil {
+		t.Fatalf("register: %v", err)
+	}
+	if st := a.LeaseStatus(); st.Valid && st.ExpiresIn > 300 {
+		t.Fatalf("lease expires in %d ms after a registration, more than the 300 ms granted", st.ExpiresIn)
+	}
+	waitFor(t, "the lease run out", func() bool { return !a.LeaseStatus().Valid })
+}
