@@ -29,7 +29,7 @@ type Purger struct {
 const PurgeInterval = time.Minute
 
 const (
-	purgeBatch     = 500 // deletes per transaction
+	purgeBatch      = 500 // deletes per transaction
 	purgeMaxBatches = 40  // transactions per table and sweep; the rest waits for the next
 )
 
