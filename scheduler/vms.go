@@ -221,8 +221,13 @@ func placeOn(v *fsm.VM, plan placement.Plan) {
 // to place. On success v (host, pod, cluster, state, address) and vols
 // (pools) are filled in and params marked (VMParamPlaced); ok is false,
 // and nothing is changed, when no host fits (the job then fails the
-// deploy as it always has).
+// deploy as it always has). A VM in affinity groups is left to the job:
+// nothing in the commit would notice that another member was placed
+// meanwhile by another server.
 func PlaceNew(st *fsm.Store, v *fsm.VM, vols []*fsm.Volume, params map[string]string) (ops []fsm.TxnOp, ok bool, err error) {
+	if len(v.AffinityGroupIDs) > 0 {
+		return nil, false, nil
+	}
 	req, err := PlacementRequest(st, v, vols)
 	if err != nil {
 		return nil, false, err
