@@ -109,7 +109,7 @@ async function renderNode() {
   const hh = await health();
   if (!shell) return;
   if (hh && hh.id) {
-    shell.node.replaceChildren(h('span', { class: 'dot dot-ok', 'aria-hidden': 'true' }), `Node ${hh.id}`, hh.version ? h('span', { class: 'muted' }, ` · ${hh.version}`) : null);
+    shell.node.replaceChildren(h('span', { class: 'dot dot-ok', 'aria-hidden': 'true' }), `Node ${hh.id}`, h('span', { class: 'muted' }, hh.version ? ` · ${hh.version}` : ''));
     shell.node.dataset.node = hh.id;
   } else {
     shell.node.replaceChildren(h('span', { class: 'dot dot-bad', 'aria-hidden': 'true' }), 'Node unreachable');

@@ -43,7 +43,8 @@ route('/vms', {
         if (!el.isConnected) return;
         chips.replaceChildren(...states.map((st, i) => (got[i] === null || (st && !got[i] && st !== 'Running' && st !== 'Stopped') ? null
           : h('button', { type: 'button', class: `chip${(current.state || '') === st ? ' chip-on' : ''}`, 'data-state-filter': st || 'all', 'aria-pressed': String((current.state || '') === st),
-            onclick: () => view.setFilter('state', st) }, st ? badge(st) : h('span', { class: 'chip-label' }, 'All'), h('span', { class: 'chip-count' }, String(got[i]))))));
+            onclick: () => view.setFilter('state', st) }, st ? badge(st) : h('span', { class: 'chip-label' }, 'All'), h('span', { class: 'chip-count' }, String(got[i])))))
+          .filter(Boolean));
       } finally {
         counting = false;
       }
