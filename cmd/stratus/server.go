@@ -262,6 +262,8 @@ func runServer(args []string) error {
 	node.AddLeadershipHooks("templates", templates.Establish, templates.Revoke)
 	expunger := scheduler.NewExpunger(node, logger)
 	node.AddLeadershipHooks("expunger", expunger.Establish, expunger.Revoke)
+	purger := scheduler.NewPurger(node, logger) // job.expire.minutes, event.purge.delay
+	node.AddLeadershipHooks("purger", purger.Establish, purger.Revoke)
 	hosts := ha.New(ha.Config{Cluster: node, Fencers: fence.Lookup(f.fenceCommand, nil), Logger: logger})
 	node.AddLeadershipHooks("host-ha", hosts.Establish, hosts.Revoke)
 	startAutopilot(node, f.minQuorum, f.deadServerThreshold, logger)
