@@ -33,11 +33,13 @@ type scaleDeploy struct {
 // until it is done (the job succeeds only once the VM runs on a host, as
 // the agent reported), then deploys the next.
 type scaleDeployer struct {
-	c    *testCluster
-	api  *scaleAPI
-	z    *scaleZoneIDs
-	cfg  scaleConfig
-	stop atomic.Bool // the phase is over: clients stop polling
+	c     *testCluster
+	api   *scaleAPI
+	z     *scaleZoneIDs
+	cfg   scaleConfig
+	stop  atomic.Bool // the phase is over: clients stop polling
+	stuck atomic.Int64
+	t     *testing.T
 }
 
 // scaleJobTimeout bounds the wait for one deploy's job.
@@ -77,9 +79,18 @@ func (d *scaleDeployer) deployOne(client, seq int, k adminKeys) (accepted, runni
 			return accepted, 0, fmt.Errorf("job still pending when the deploy phase stopped")
 		}
 		if time.Since(start) > scaleJobTimeout {
+			d.noteStuck(acc.JobID, acc.ID, j.JobResult)
 			return accepted, 0, fmt.Errorf("job still pending after %s", scaleJobTimeout)
 		}
 		time.Sleep(d.cfg.pollEvery) // as an SDK polls its job
+	}
+}
+
+// noteStuck logs the first few jobs that never finish, for a look at
+// the VM and its host in the servers' logs.
+func (d *scaleDeployer) noteStuck(jobID, vmID string, result map[string]any) {
+	if d.stuck.Add(1) <= 5 {
+		d.t.Logf("e2e: deploy: job %s of VM %s still pending after %s (jobresult %v)", jobID, vmID, scaleJobTimeout, result)
 	}
 }
 
@@ -97,7 +108,7 @@ func errKind(err error) string {
 // cfg.tenantEvery-th one as the tenant), spread over the servers.
 func runScaleDeploy(t *testing.T, c *testCluster, api *scaleAPI, z *scaleZoneIDs, cfg scaleConfig, prof *profiler) scaleDeploy {
 	t.Helper()
-	d := &scaleDeployer{c: c, api: api, z: z, cfg: cfg}
+	d := &scaleDeployer{c: c, api: api, z: z, cfg: cfg, t: t}
 	var (
 		next                atomic.Int64
 		mu                  sync.Mutex
@@ -175,7 +186,19 @@ func runScaleDeploy(t *testing.T, c *testCluster, api *scaleAPI, z *scaleZoneIDs
 	mu.Lock()
 	res.Aborted = aborted
 	mu.Unlock()
-	res.PerSecond = float64(res.Done) / res.Elapsed.Seconds()
+	// The rate runs to the last VM Running: a stalled tail (jobs that
+	// never finish, the stall limit) is not time spent placing VMs.
+	busy := res.Elapsed
+	if len(doneAt) > 0 {
+		last := doneAt[0]
+		for _, at := range doneAt {
+			if at.After(last) {
+				last = at
+			}
+		}
+		busy = last.Sub(t0)
+	}
+	res.PerSecond = float64(res.Done) / busy.Seconds()
 	sortDurations(accLat)
 	sortDurations(runLat)
 	res.AcceptP50, res.AcceptP99 = percentile(accLat, 0.50), percentile(accLat, 0.99)

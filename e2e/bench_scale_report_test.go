@@ -123,7 +123,7 @@ func (r *scaleReport) print(t *testing.T, cfg scaleConfig) {
 	}
 	fmt.Fprintf(&sb, "| VMs deployed Running / wanted / failed | %d / %d / %d (%d as the tenant; listVirtualMachines state=Running counts %d)%s |\n",
 		d.Done, r.VMsWanted, d.Failed, d.TenantVMs, r.VMsRunning, map[bool]string{true: " (deploy time limit hit)", false: ""}[d.TimedOut])
-	fmt.Fprintf(&sb, "| placements/s (whole phase, %s) | %.0f |\n", fmtDur(d.Elapsed), d.PerSecond)
+	fmt.Fprintf(&sb, "| placements/s (from the first deploy to the last VM Running; phase %s) | %.0f |\n", fmtDur(d.Elapsed), d.PerSecond)
 	fmt.Fprintf(&sb, "| placements/s per 10 s window: min / median (first and last left out) | %.0f / %.0f |\n", d.WindowMin, d.WindowMedian)
 	fmt.Fprintf(&sb, "| CPU used by the hosts alone (all Up, no deploys) over %s, share of one core | %s |\n", fmtDur(r.IdleFor), fmtShare(r.IdleCPU, r.IdleFor))
 	fmt.Fprintf(&sb, "| CPU time used during the deploys (ms per VM Running) | %s |\n", fmtCPU(r.DeployCPU, d.Done))

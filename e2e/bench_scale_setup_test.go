@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -142,12 +143,13 @@ func startScaleSim(t *testing.T, c *testCluster, z *scaleZoneIDs, cfg scaleConfi
 	for _, s := range c.servers {
 		urls = append(urls, s.baseURL())
 	}
+	dataDir := scaleSimDataDir(t, c)
 	p := &proc{name: "stratus-sim", logPath: filepath.Join(c.dir, "sim.log"),
 		env: []string{"STRATUS_CLUSTER_SECRET=" + testSecret, "STRATUS_API_KEY=" + c.keys.APIKey, "STRATUS_SECRET_KEY=" + c.keys.SecretKey},
 		args: []string{"sim", "-hosts", fmt.Sprint(cfg.hosts), "-servers", strings.Join(urls, ","),
 			"-zone", scaleZone, "-pod", scalePod, "-cluster", scaleCluster, "-hosts-per-cluster", fmt.Sprint(cfg.perCluster),
 			"-host-cpus", fmt.Sprint(cfg.hostCPUs), "-host-memory-gib", fmt.Sprint(cfg.hostMemGiB),
-			"-ramp", cfg.simRamp, "-progress", "5s", "-data-dir", filepath.Join(c.dir, "sim"), "-pprof-addr", "127.0.0.1:0"}}
+			"-ramp", cfg.simRamp, "-progress", "5s", "-data-dir", dataDir, "-pprof-addr", "127.0.0.1:0"}}
 	t.Cleanup(func() {
 		p.kill9()
 		if t.Failed() {
@@ -158,6 +160,25 @@ func startScaleSim(t *testing.T, c *testCluster, z *scaleZoneIDs, cfg scaleConfi
 		t.Fatal(err)
 	}
 	return p
+}
+
+// scaleSimDataDir is the sim's data dir: on tmpfs (/dev/shm) when there
+// is one, as stratus sim's own default, since every agent fsyncs its
+// lease file at each heartbeat, and on the servers' disk those fsyncs
+// would be charged to the servers' raft log. The profiler finds the
+// sim's pprof-addr file through c.dir/sim, a link to it.
+func scaleSimDataDir(t *testing.T, c *testCluster) string {
+	t.Helper()
+	link := filepath.Join(c.dir, "sim")
+	dir, err := os.MkdirTemp("/dev/shm", "stratus-scale-sim-")
+	if err != nil {
+		return link // no tmpfs: the test's own dir
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatalf("link the sim's data dir: %v", err)
+	}
+	return dir
 }
 
 // waitScaleHostsUp waits until every simulated host is Up in the API and

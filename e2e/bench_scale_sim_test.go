@@ -51,7 +51,7 @@ func TestSimHostsRegisterAndRunVMs(t *testing.T) {
 		t.Fatalf("listHosts counts %d hosts (%d listed), want 50", hosts.Count, len(simHosts))
 	}
 
-	d := &scaleDeployer{c: c, api: api, z: z, cfg: cfg}
+	d := &scaleDeployer{c: c, api: api, z: z, cfg: cfg, t: t}
 	if _, _, err := d.deployOne(0, 0, c.keys); err != nil {
 		t.Fatalf("deploy on the simulated hosts: %v", err)
 	}
