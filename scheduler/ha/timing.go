@@ -116,11 +116,3 @@ func (c *Controller) recordLocked(ttl time.Duration) {
 		c.logger.Info("longest lease granted recorded", "ttl", ttl)
 	}()
 }
-
-// Timing returns the heartbeat timing this leader grants now, and false
-// when it does not lead.
-func (c *Controller) Timing() (fsm.LeaseTiming, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.tuning.grant, c.leading
-}
