@@ -214,7 +214,7 @@ type scaleJoin struct {
 // measureScaleJoin starts a 4th server with an empty data dir and times
 // it until it has applied the leader's index of its start (it gets the
 // state as a raft snapshot, then the log after it) and until it is ready.
-func measureScaleJoin(t *testing.T, c *testCluster) scaleJoin {
+func measureScaleJoin(t *testing.T, c *testCluster, cfg scaleConfig) scaleJoin {
 	t.Helper()
 	var r scaleJoin
 	leader := c.leader()
@@ -224,7 +224,7 @@ func measureScaleJoin(t *testing.T, c *testCluster) scaleJoin {
 		return r
 	}
 	r.TargetIndex = st.AppliedIndex
-	s := c.addServer(pprofArgs()...)
+	s := c.addServer(append(pprofArgs(), cfg.serverArgs...)...)
 	t0 := time.Now()
 	if err := s.start(c.bin); err != nil {
 		t.Fatal(err)

@@ -37,6 +37,7 @@ type scaleConfig struct {
 	profileDir, outPath  string
 	simRamp              string
 	hostMemGiB, hostCPUs int
+	serverArgs           []string // extra flags of every server (STRATUS_SCALE_SERVER_ARGS)
 }
 
 func scaleEnvInt(name string, def int) int {
@@ -69,6 +70,7 @@ func scaleConfigFromEnv() scaleConfig {
 		profileDir:    os.Getenv("STRATUS_SCALE_PROFILES"),
 		outPath:       os.Getenv("STRATUS_SCALE_OUT"),
 		simRamp:       scaleEnvOr("STRATUS_SCALE_RAMP", "500"),
+		serverArgs:    strings.Fields(os.Getenv("STRATUS_SCALE_SERVER_ARGS")),
 		hostCPUs:      64,
 		hostMemGiB:    256,
 	}
@@ -152,10 +154,14 @@ func TestBenchmarkScale(t *testing.T) {
 	bin := requireBin(t)
 	cfg := scaleConfigFromEnv()
 	rep := &scaleReport{Hosts: cfg.hosts, VMsWanted: cfg.vms, Clients: cfg.clients, Started: time.Now().UTC(),
-		Command: fmt.Sprintf("STRATUS_BENCH_SCALE=1 STRATUS_SCALE_HOSTS=%d STRATUS_SCALE_VMS=%d make bench-scale", cfg.hosts, cfg.vms)}
+		Command: fmt.Sprintf("STRATUS_BENCH_SCALE=1 STRATUS_SCALE_HOSTS=%d STRATUS_SCALE_VMS=%d STRATUS_SCALE_SERVER_ARGS=%q make bench-scale",
+			cfg.hosts, cfg.vms, strings.Join(cfg.serverArgs, " "))}
 	defer func() { rep.print(t, cfg) }()
 
 	c := newCluster(t, bin, 3)
+	for _, s := range c.servers {
+		s.args = append(s.args, cfg.serverArgs...)
+	}
 	prof := newProfiler(t, c, cfg.profileDir)
 	c.startAll()
 	api := newScaleAPI()
@@ -181,7 +187,7 @@ func TestBenchmarkScale(t *testing.T) {
 	rep.RSS = measureRSS(c, sim)
 	rep.Snapshot = measureScaleSnapshot(t, c)
 	rep.Failover = measureScaleFailover(t, c, cfg)
-	rep.Join = measureScaleJoin(t, c)
+	rep.Join = measureScaleJoin(t, c, cfg)
 	rep.RSSEnd = measureRSS(c, sim)
 	rep.Profiles = prof.files
 	if err := sim.crashed(); err != nil {
