@@ -320,3 +320,28 @@ func TestMergeRowsOrdersLikeTheCreateIndex(t *testing.T) {
 		}
 	}
 }
+
+// TestKeywordMatcherAgreesWithLowerContains compares the matcher with
+// strings.Contains(strings.ToLower(joined fields), kw) on mixed case,
+// non-ASCII and keywords that span fields.
+func TestKeywordMatcherAgreesWithLowerContains(t *testing.T) {
+	fields := [][]string{
+		{"web-01", "Web Server 01", "10.0.0.5"},
+		{"DB", "ÉCOLE Primaire", ""},
+		{"", "", ""},
+		{"i-ABC", "x\xffy", "Ünïcode NAME"},
+	}
+	for _, kw := range []string{"", "web", "server 01 10.0", "01 web", "école", "prim", "e p", "\xff", "ünï", "name", "db école", "x"} {
+		m := newKeywordMatcher(kw)
+		for _, f := range fields {
+			if got, want := m.match(f...), keywordMatches(kw, f...); got != want {
+				t.Errorf("keyword %q in %q: %v, want %v", kw, f, got, want)
+			}
+		}
+	}
+}
+
+// keywordMatches is the plain definition keywordMatcher must agree with.
+func keywordMatches(kw string, fields ...string) bool {
+	return strings.Contains(strings.ToLower(strings.Join(fields, " ")), kw)
+}

@@ -100,11 +100,41 @@ type keywordMatcher struct {
 	kw  string
 	kwb []byte
 	buf []byte
+	// spaced: kw holds a space, so a match may span two fields.
+	spaced bool
 }
 
-func newKeywordMatcher(kw string) *keywordMatcher { return &keywordMatcher{kw: kw, kwb: []byte(kw)} }
+func newKeywordMatcher(kw string) *keywordMatcher {
+	return &keywordMatcher{kw: kw, kwb: []byte(kw), spaced: strings.Contains(kw, " ")}
+}
 
 func (m *keywordMatcher) match(fields ...string) bool {
+	if !m.spaced {
+		// The fields are joined by spaces and kw holds none: a match lies
+		// within one field.
+		for _, f := range fields {
+			if m.in(f) {
+				return true
+			}
+		}
+		return false
+	}
+	return m.joined(fields...)
+}
+
+// in reports whether one field holds kw, ignoring case. Names are mostly
+// lower case already: those are searched as they are.
+func (m *keywordMatcher) in(f string) bool {
+	for i := 0; i < len(f); i++ {
+		if c := f[i]; c >= utf8.RuneSelf || ('A' <= c && c <= 'Z') {
+			return m.joined(f)
+		}
+	}
+	return strings.Contains(f, m.kw)
+}
+
+// joined lowers the fields joined by spaces into the buffer and searches it.
+func (m *keywordMatcher) joined(fields ...string) bool {
 	m.buf = m.buf[:0]
 	ascii := true
 	for i, f := range fields {
