@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +10,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/stratus-cloud/stratus/fsm"
 )
 
 func get(t *testing.T, s http.Handler, method, target string, hdr map[string]string) *httptest.ResponseRecorder {
@@ -130,12 +133,13 @@ func TestConsoleAssets(t *testing.T) {
 	t.Logf("%d assets, %d bytes", seen, total)
 }
 
-// TestConsoleViewsBuildDOMSafely keeps API text out of markup in the core
-// and tenant views: no innerHTML, outerHTML, insertAdjacentHTML or
-// document.write, and no inline style attributes.
+// TestConsoleViewsBuildDOMSafely keeps API text out of markup in every
+// view: no innerHTML, outerHTML, insertAdjacentHTML or document.write, no
+// code from strings (eval, new Function, a string handler), no inline
+// style attributes; no session in localStorage or in a URL.
 func TestConsoleViewsBuildDOMSafely(t *testing.T) {
-	bad := regexp.MustCompile(`\.innerHTML|\.outerHTML|insertAdjacentHTML|document\.write|setAttribute\(\s*['"]style`)
-	for _, dir := range []string{"web/ui/core", "web/ui/tenant", "web/ui"} {
+	bad := regexp.MustCompile(`\.innerHTML|\.outerHTML|insertAdjacentHTML|document\.write|setAttribute\(\s*['"](style|on)|\beval\(|new Function\(|set(Timeout|Interval)\(\s*['"\x60]|createContextualFragment|DOMParser|localStorage\.setItem|[?&]sessionkey=`)
+	for _, dir := range []string{"web/ui/core", "web/ui/tenant", "web/ui/admin", "web/ui"} {
 		entries, err := fs.ReadDir(consoleFiles, dir)
 		if err != nil {
 			t.Fatal(err)
@@ -258,6 +262,187 @@ func TestConsoleRoutesOfTheContract(t *testing.T) {
 			t.Errorf("no view module registers the contract's page #%s", r)
 		} else if !reached[file] {
 			t.Errorf("%s registers #%s but app.js does not import it", file, r)
+		}
+	}
+}
+
+// consoleJS answers every embedded .js file by its path under web/ui.
+func consoleJS(t *testing.T) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := fs.WalkDir(consoleFiles, "web/ui", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || path.Ext(p) != ".js" {
+			return err
+		}
+		src, rerr := consoleFiles.ReadFile(p)
+		out[p] = string(src)
+		return rerr
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestConsoleNamedImportsExist checks that every name a module imports is
+// exported by the module it names: one missing export is a SyntaxError
+// that stops the whole console from loading.
+func TestConsoleNamedImportsExist(t *testing.T) {
+	files := consoleJS(t)
+	importRe := regexp.MustCompile(`(?s)\bimport\s*\{([^}]*)\}\s*from\s*['"](\.{1,2}/[^'"]+)['"]`)
+	declRe := regexp.MustCompile(`(?m)^export\s+(?:async\s+)?(?:function\*?|const|let|var|class)\s+([A-Za-z_$][\w$]*)`)
+	listRe := regexp.MustCompile(`(?m)^export\s*\{([^}]*)\}`)
+	exports := map[string]map[string]bool{}
+	for p, src := range files {
+		names := map[string]bool{}
+		for _, m := range declRe.FindAllStringSubmatch(src, -1) {
+			names[m[1]] = true
+		}
+		for _, m := range listRe.FindAllStringSubmatch(src, -1) {
+			for _, n := range strings.Split(m[1], ",") {
+				f := strings.Fields(n)
+				if len(f) > 0 {
+					names[f[len(f)-1]] = true // "a as b" exports b
+				}
+			}
+		}
+		exports[p] = names
+	}
+	checked := 0
+	for p, src := range files {
+		for _, m := range importRe.FindAllStringSubmatch(src, -1) {
+			dep := path.Join(path.Dir(p), m[2])
+			names, ok := exports[dep]
+			if !ok {
+				t.Errorf("%s imports from %s, which is not embedded", p, dep)
+				continue
+			}
+			for _, n := range strings.Split(m[1], ",") {
+				f := strings.Fields(n)
+				if len(f) == 0 {
+					continue
+				}
+				checked++
+				if !names[f[0]] {
+					t.Errorf("%s imports %s from %s, which does not export it", p, f[0], dep)
+				}
+			}
+		}
+	}
+	if checked < 50 {
+		t.Fatalf("only %d imported names found: the pattern no longer matches the modules", checked)
+	}
+}
+
+// TestConsoleLinksAreSafe checks that no link or source is built from API
+// text the console did not check: every href/src is a literal of the
+// console's own (#/... or /ui/...) or a template that starts with '#',
+// and h() passes every URL attribute through safeURL, which refuses
+// javascript: and other schemes.
+func TestConsoleLinksAreSafe(t *testing.T) {
+	files := consoleJS(t)
+	attrRe := regexp.MustCompile(`['{,]\s*'?(href|src)'?\s*:\s*(\S{1,12})`)
+	literal := regexp.MustCompile("^(?:'[#/]|`#|homeFor\\(s\\))")
+	links := 0
+	for p, src := range files {
+		for _, m := range attrRe.FindAllStringSubmatch(src, -1) {
+			links++
+			if v := strings.TrimSpace(m[2]); !literal.MatchString(v) {
+				t.Errorf("%s: %s: %s is not a literal link of the console's own", p, m[1], v)
+			}
+		}
+	}
+	if links < 15 {
+		t.Fatalf("only %d links found: the pattern no longer matches the modules", links)
+	}
+	ui := files["web/ui/core/ui.js"]
+	for _, want := range []string{"URL_ATTRS.has(k)", "el.setAttribute(k, safeURL(v))", "export function safeURL", "must be a function"} {
+		if !strings.Contains(ui, want) {
+			t.Errorf("ui.js h() lost its URL or handler check (%q)", want)
+		}
+	}
+}
+
+// TestConsoleRootOnlyPagesLeaveTheNav checks that every page that refuses
+// domain admins (rootOnly(el, ...)) is marked rootOnly in its route, so
+// the navigation does not offer it to them, and that the router hides
+// such pages.
+func TestConsoleRootOnlyPagesLeaveTheNav(t *testing.T) {
+	files := consoleJS(t)
+	routeRe := regexp.MustCompile(`(?s)\broute\(\s*'([^']+)'\s*,\s*\{(.*?)\basync render\(el[^)]*\)\s*\{(.{0,200})`)
+	gated := 0
+	for p, src := range files {
+		for _, m := range routeRe.FindAllStringSubmatch(src, -1) {
+			refuses := strings.Contains(m[3], "rootOnly(el")
+			marked := regexp.MustCompile(`\brootOnly:\s*true`).MatchString(m[2])
+			if refuses != marked {
+				t.Errorf("%s: route %s: refuses non-root admins %v, marked rootOnly %v", p, m[1], refuses, marked)
+			}
+			if refuses {
+				gated++
+			}
+		}
+	}
+	if gated < 4 {
+		t.Errorf("only %d root-only pages found (infrastructure, host, offerings, cluster)", gated)
+	}
+	if !strings.Contains(files["web/ui/core/router.js"], "r.rootOnly && !(s && s.isRootAdmin)") {
+		t.Error("router.js does not hide root-only pages from other accounts")
+	}
+}
+
+// TestConsoleBadgeTones checks that every state the API can answer has a
+// tone in badge() (ui.js TONES), and that every tone has a style.
+func TestConsoleBadgeTones(t *testing.T) {
+	src, err := consoleFiles.ReadFile("web/ui/core/ui.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := regexp.MustCompile(`(?s)const TONES = \{(.*?)\n\};`).FindSubmatch(src)
+	if body == nil {
+		t.Fatal("ui.js has no TONES table")
+	}
+	tones := map[string]string{}
+	for _, line := range regexp.MustCompile(`(?s)(\w+):\s*\[(.*?)\]`).FindAllSubmatch(body[1], -1) {
+		for _, st := range regexp.MustCompile(`'([^']+)'`).FindAllSubmatch(line[2], -1) {
+			k := strings.ToLower(string(st[1]))
+			if prev, dup := tones[k]; dup && prev != string(line[1]) {
+				t.Errorf("state %s has two tones: %s and %s", st[1], prev, line[1])
+			}
+			tones[k] = string(line[1])
+		}
+	}
+	states := []string{
+		fsm.VMStarting, fsm.VMRunning, fsm.VMStopping, fsm.VMStopped, fsm.VMMigrating, fsm.VMDestroyed, fsm.VMExpunging, fsm.VMError,
+		fsm.VolumeAllocated, fsm.VolumeCreating, fsm.VolumeReady, fsm.VolumeDestroy, fsm.SnapshotCreating, fsm.SnapshotBackedUp,
+		fsm.HostStateUp, fsm.HostStateDown, fsm.HostStateDisconnected, fsm.HostStateAlert, fsm.HostStateConnecting,
+		fsm.ResourceStateEnabled, fsm.ResourceStateDisabled, fsm.ResourceStatePrepareMaintenance, fsm.ResourceStateErrorInMaintenance,
+		fsm.ResourceStateMaintenance, fsm.ResourceStateDegraded,
+		fsm.HAStateDisabled, fsm.HAStateAvailable, fsm.HAStateSuspect, fsm.HAStateFencing, fsm.HAStateFenced, fsm.HAStateIneligible,
+		fsm.PoolStateUp, fsm.PoolStateDisabled, fsm.OfferingStateActive, fsm.StateEnabled, fsm.StateDisabled, fsm.StateLocked,
+		fsm.DownloadNotDownloaded, fsm.DownloadInProgress, fsm.DownloadDownloaded, fsm.DownloadError, fsm.DownloadAbandoned,
+		fsm.EventInfo, fsm.EventError, "WARN", "Completed", // event levels and states
+		"Pending", "Succeeded", "Failed", // job statuses as the jobs page names them
+		"Up", "Down", "leader", "follower", "candidate", "shutdown", "unknown", // management servers, raft roles
+		"alive", "suspect", "dead", "left", // gossip
+		"On", "Off", "Unknown", // out-of-band power
+	}
+	for _, st := range states {
+		if _, ok := tones[strings.ToLower(st)]; !ok {
+			t.Errorf("state %q has no badge tone (it shows grey as if it meant nothing)", st)
+		}
+	}
+	for want, tone := range map[string]string{fsm.ResourceStateDegraded: "warn", fsm.VMRunning: "ok", fsm.HostStateAlert: "bad", fsm.VMError: "bad",
+		fsm.ResourceStatePrepareMaintenance: "busy", fsm.ResourceStateErrorInMaintenance: "bad", fsm.HostStateDisconnected: "bad",
+		fsm.VMExpunging: "busy", fsm.VMMigrating: "busy", fsm.VMDestroyed: "bad", fsm.ResourceStateMaintenance: "off"} {
+		if tones[strings.ToLower(want)] != tone {
+			t.Errorf("state %s has tone %q, want %q", want, tones[strings.ToLower(want)], tone)
+		}
+	}
+	css, _ := consoleFiles.ReadFile("web/ui/style.css")
+	for _, tone := range tones {
+		if !strings.Contains(string(css), fmt.Sprintf(".badge-%s {", tone)) {
+			t.Errorf("tone %s has no .badge-%s style", tone, tone)
 		}
 	}
 }

@@ -160,7 +160,7 @@ function accountsPanel(box, jobs) {
   const me = session();
   const accountActions = lifecycle({
     noun: 'account', name: (a) => a.name, jobs, reload: () => load(),
-    fixed: (a) => (a.isdefault || (me && a.name === me.account && a.domainid === me.domainid) ? 'built-in' : ''),
+    fixed: (a) => (a.isdefault ? 'built-in' : me && a.name === me.account && a.domainid === me.domainid ? 'your account' : ''),
     disable: { command: 'disableAccount', params: (a) => ({ id: a.id, lock: false }), async: true, text: 'Its users cannot sign in or call the API, and its running VMs are stopped.' },
     enable: 'enableAccount',
     remove: { command: 'deleteAccount', async: true, text: 'Its users, keys and sessions are deleted. This cannot be undone.' },

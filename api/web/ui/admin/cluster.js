@@ -3,7 +3,7 @@
 // Refreshes every 2 s; when a server or the leader goes away it keeps the
 // last good figures, says so, and picks up again by itself.
 
-import { h, table, badge, fmtDate, pageHeader } from '../core/ui.js';
+import { h, table, badge, fmtDate, pageHeader, keepFocus } from '../core/ui.js';
 import { call } from '../core/api.js';
 import { route } from '../core/router.js';
 import { rootOnly, poll, wrapTable, ago, refresher } from './common.js';
@@ -33,6 +33,7 @@ route('/admin/cluster', {
   section: 'admin',
   nav: 'Cluster',
   adminOnly: true,
+  rootOnly: true,
   async render(el) {
     if (!rootOnly(el, 'Management cluster')) return;
     const updated = h('span', { class: 'updated muted', 'data-field': 'updated' });
@@ -63,14 +64,14 @@ route('/admin/cluster', {
       const order = any.upgradeorder || [];
       upgrade.replaceChildren(...[
         h('div', { class: `verdict ${any.upgradesafe ? 'verdict-ok' : 'verdict-bad'}`, 'data-field': 'upgrade', 'data-safe': any.upgradesafe ? 'true' : 'false' },
-          any.upgradesafe ? `Safe: upgrade ${any.upgradenext} next.` : 'Not safe to stop a server now.'),
+          any.upgradesafe ? (any.upgradenext ? `Safe: upgrade ${any.upgradenext} next.` : 'Safe: every server runs the newest build.') : 'Not safe to stop a server now.'),
         reasons.length ? h('ul', { class: 'reasons', 'data-field': 'upgradereasons' }, reasons.map((r) => h('li', {}, r))) : null,
         order.length ? h('p', { class: 'muted' }, `Order: ${order.join(', ')} (followers first, the leader last: transfer leadership away before stopping it).`) : null,
         (any.upgraded || []).length ? h('p', { class: 'muted' }, `Already on ${any.newestversion}: ${any.upgraded.join(', ')}.`) : null,
         h('p', { class: 'muted small' }, 'The same verdict as ', h('code', {}, 'stratus operator upgrade-check'), '.')].filter(Boolean));
 
       const notes = rows.filter((m) => m.statuserror || m.gossip !== 'alive');
-      listBox.replaceChildren(h('div', {}, wrapTable(table({
+      keepFocus(listBox, () => listBox.replaceChildren(h('div', {}, wrapTable(table({
         name: 'managementservers', rows,
         empty: 'No servers in the raft configuration: the cluster is not bootstrapped.',
         columns: [
@@ -85,7 +86,7 @@ route('/admin/cluster', {
           { key: 'lastcontact', label: 'Last contact', render: (m) => h('span', { title: m.lastcontact ? fmtDate(m.lastcontact) : '' }, m.indexsource === 'self' ? 'answering' : since(m.lastcontact, m.collectiontime)) },
         ],
       })), notes.length ? h('ul', { class: 'server-notes', 'aria-label': 'Servers that could not be read' }, notes.map((m) => h('li', {},
-        h('strong', {}, m.name), ` (${m.serviceip || 'no address'}, gossip ${m.gossip}): `, m.statuserror || 'its status was read, but gossip does not report it alive'))) : null));
+        h('strong', {}, m.name), ` (${m.serviceip || 'no address'}, gossip ${m.gossip || 'unknown'}): `, m.statuserror || 'its status was read, but gossip does not report it alive'))) : null)));
     };
 
     const tick = refresher({

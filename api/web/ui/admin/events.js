@@ -7,12 +7,9 @@ import { route } from '../core/router.js';
 import { wrapTable } from './common.js';
 
 const PAGE_SIZE = 25;
-const LEVEL_TONE = { INFO: 'Up', WARN: 'Pending', ERROR: 'Error' };
-
+// INFO, WARN and ERROR have tones of their own in badge().
 function levelBadge(level) {
-  const b = badge(LEVEL_TONE[level] || level);
-  b.textContent = level || '';
-  return b;
+  return badge(level || 'INFO');
 }
 
 // eventsHash builds the page's URL from its filter, so a filtered view can

@@ -15,6 +15,7 @@ route('/admin/hosts/:id', {
   title: 'Host',
   section: 'admin',
   adminOnly: true,
+  rootOnly: true,
   async render(el, { id }) {
     if (!rootOnly(el, 'Host')) return;
     const upd = updatedLine();

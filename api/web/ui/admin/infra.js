@@ -1,7 +1,7 @@
 // #/admin/infra: the infrastructure tree (zones, pods, clusters) with
 // capacity bars, and the hosts of the selected branch with their states.
 
-import { h, table, badge, fmtBytes, pageHeader, card, emptyState, loading } from '../core/ui.js';
+import { h, table, badge, fmtBytes, pageHeader, card, emptyState, loading, keepFocus } from '../core/ui.js';
 import { call, listAll } from '../core/api.js';
 import { route, go } from '../core/router.js';
 import { rootOnly, poll, usage, fmtMHz, wrapTable, updatedLine, refresher } from './common.js';
@@ -49,6 +49,7 @@ route('/admin/infra', {
   section: 'admin',
   nav: 'Infrastructure',
   adminOnly: true,
+  rootOnly: true,
   async render(el) {
     if (!rootOnly(el, 'Infrastructure')) return;
     const upd = updatedLine();
@@ -85,8 +86,8 @@ route('/admin/infra', {
             : h('p', { class: 'muted' }, 'No capacity yet: add hosts and storage.'));
       }) : [card('No zones', emptyState('This cloud has no zone yet. Create one with createZone (cmk or the API).'))]));
 
-      tree.replaceChildren(treeList(zones, pods, clusters, hosts));
-      drawHosts(hosts, zones, pods, clusters);
+      keepFocus(tree, () => tree.replaceChildren(treeList(zones, pods, clusters, hosts)));
+      keepFocus(hostsBox, () => drawHosts(hosts, zones, pods, clusters));
     };
 
     const pick = (kind, id) => {

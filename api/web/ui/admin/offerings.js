@@ -114,6 +114,7 @@ route('/admin/offerings', {
   section: 'admin',
   nav: 'Offerings',
   adminOnly: true,
+  rootOnly: true,
   async render(el, params, query) {
     if (!rootOnly(el, 'Offerings')) return;
     const t = tabs([{ key: 'service', label: 'Compute offerings' }, { key: 'disk', label: 'Disk offerings' }],

@@ -21,12 +21,33 @@ export class ApiError extends Error {
   }
 }
 
+// Where the session lives: sessionStorage, not localStorage. It survives
+// a reload of the tab but not the tab (or the browser) closing, no other
+// site can read it, and it never goes in a URL or a log. The JSESSIONID
+// and sessionkey cookies the server sets are HttpOnly (and scoped to
+// /client), so the page cannot read the key back from them. Signing out in one tab ends the session
+// on the server, so the other tabs get a 401 and go to the sign-in page.
+const store = (() => {
+  try {
+    return window.sessionStorage;
+  } catch {
+    return null; /* storage refused: the session lives in memory only */
+  }
+})();
+
+// A session an older console left in localStorage is removed.
+try {
+  window.localStorage.removeItem(STORE);
+} catch {
+  /* nothing stored there */
+}
+
 let current = load();
 const listeners = new Set();
 
 function load() {
   try {
-    const s = JSON.parse(localStorage.getItem(STORE) || 'null');
+    const s = JSON.parse((store && store.getItem(STORE)) || 'null');
     return s && s.sessionkey ? s : null;
   } catch {
     return null;
@@ -36,20 +57,13 @@ function load() {
 function save(s) {
   current = s;
   try {
-    if (s) localStorage.setItem(STORE, JSON.stringify(s));
-    else localStorage.removeItem(STORE);
+    if (s) store.setItem(STORE, JSON.stringify(s));
+    else store.removeItem(STORE);
   } catch {
     /* private mode: the session lives in memory only */
   }
   for (const fn of listeners) fn(session());
 }
-
-// Another tab of the console signing in or out changes this one too.
-window.addEventListener('storage', (e) => {
-  if (e.key !== STORE && e.key !== null) return;
-  current = load();
-  for (const fn of listeners) fn(session());
-});
 
 // onSessionChange(fn) calls fn(session or null) after login and logout.
 export function onSessionChange(fn) {

@@ -9,6 +9,9 @@ let leaveFns = [];
 let navToken = 0;
 let shell = null;
 
+// opts: {title, section: 'tenant'|'admin'|'public', nav?, adminOnly?,
+// rootOnly? (root admins only: hidden from the others' navigation; the
+// page itself still says why when its URL is typed), render}.
 export function route(pattern, opts) {
   const parts = pattern.split('/').filter(Boolean);
   routes.push({ pattern, parts, name: parts.map((p) => (p.startsWith(':') ? p.slice(1) : p)).join('-') || 'home', section: 'tenant', ...opts });
@@ -117,6 +120,13 @@ async function renderNode() {
   }
 }
 
+// allowed reports whether session s may open route r.
+function allowed(r, s) {
+  if ((r.adminOnly || r.section === 'admin') && !(s && s.isAdmin)) return false;
+  if (r.rootOnly && !(s && s.isRootAdmin)) return false;
+  return true;
+}
+
 export function refreshNav() {
   if (!shell) return;
   const s = session();
@@ -134,7 +144,10 @@ export function refreshNav() {
   }
   if (!active && here.startsWith('/deploy')) active = '/vms';
   shell.nav.replaceChildren(...groups.map((g) => {
-    const items = routes.filter((r) => r.nav && r.section === g.section && (!r.adminOnly || (s && s.isAdmin)) && (g.section !== 'admin' || (s && s.isAdmin)));
+    // Pages the account cannot open are not offered (a typed URL still
+    // gets the page's own refusal): admin pages for admins, root-only
+    // pages (the whole cloud's infrastructure) for root admins.
+    const items = routes.filter((r) => r.nav && r.section === g.section && allowed(r, s));
     if (!items.length) return null;
     return h('div', { class: 'nav-group' },
       h('div', { class: 'nav-heading' }, g.label),

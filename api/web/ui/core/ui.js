@@ -2,6 +2,16 @@
 // text always ends up in text nodes and attribute values, never in markup.
 
 const PROPS = new Set(['value', 'checked', 'selected', 'disabled', 'hidden', 'readOnly', 'multiple', 'indeterminate']);
+const URL_ATTRS = new Set(['href', 'src', 'action', 'formaction', 'xlink:href', 'poster']);
+
+// safeURL lets through the console's own links (#/..., /ui/...), http(s)
+// and mailto links; anything else (javascript:, data:, vbscript:, a
+// protocol-relative //host) from API data becomes a dead '#'.
+export function safeURL(v) {
+  const u = String(v).trim();
+  if (/^#/.test(u) || /^\/(?![\/\\])/.test(u) || /^(https?|mailto):/i.test(u)) return u;
+  return '#';
+}
 
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
@@ -13,8 +23,12 @@ export function h(tag, attrs = {}, ...children) {
     if (v === undefined || v === null || v === false) continue;
     if (k === 'class') {
       el.className = Array.isArray(v) ? v.filter(Boolean).join(' ') : v;
-    } else if (k.startsWith('on') && typeof v === 'function') {
+    } else if (k.startsWith('on')) {
+      // Handlers are functions, never text to evaluate (the CSP refuses it anyway).
+      if (typeof v !== 'function') throw new Error(`h(): ${k} must be a function`);
       el.addEventListener(k.slice(2).toLowerCase(), v);
+    } else if (URL_ATTRS.has(k)) {
+      el.setAttribute(k, safeURL(v));
     } else if (PROPS.has(k)) {
       el[k] = v;
     } else if (k === 'for') {
@@ -72,12 +86,21 @@ export function fmtMiB(mib) {
 
 // ---- state badges ----
 
+// Every state the API answers has a tone (fsm's VM, volume, snapshot,
+// host, resource, HA, pool, template download, job, event level and
+// management-server states, gossip and raft roles, CloudStack's extra
+// ones); TestConsoleBadgeTones checks the Go constants against this list.
 const TONES = {
-  ok: ['Running', 'Up', 'Enabled', 'Ready', 'BackedUp', 'Active', 'Succeeded', 'Connected', 'Implemented', 'Leader', 'Healthy', 'Alive'],
-  off: ['Stopped', 'Maintenance', 'Disabled', 'Allocated', 'Expunged', 'Inactive', 'Follower', 'Unknown'],
-  bad: ['Error', 'Down', 'Alert', 'Failed', 'Disconnected', 'ErrorInMaintenance', 'Destroyed', 'Locked', 'Fenced', 'Unreachable'],
+  ok: ['Running', 'Up', 'Enabled', 'Ready', 'BackedUp', 'Active', 'Succeeded', 'Connected', 'Implemented', 'Leader', 'Healthy',
+    'Alive', 'Available', 'Completed', 'DOWNLOADED', 'Download Complete', 'On', 'Managed', 'Uploaded', 'Primary'],
+  off: ['Stopped', 'Maintenance', 'Disabled', 'Allocated', 'Expunged', 'Inactive', 'Follower', 'Unknown', 'Ineligible',
+    'NOT_DOWNLOADED', 'Off', 'Removed', 'Left', 'Shutdown', 'INFO', 'Scheduled', 'Unmanaged'],
+  warn: ['Degraded', 'Suspect', 'WARN', 'Partial'],
+  bad: ['Error', 'Down', 'Alert', 'Failed', 'Disconnected', 'ErrorInMaintenance', 'Destroyed', 'Destroy', 'Locked', 'Fenced',
+    'Unreachable', 'Dead', 'DOWNLOAD_ERROR', 'ABANDONED', 'Unhealthy'],
   busy: ['Starting', 'Stopping', 'Migrating', 'Creating', 'PrepareForMaintenance', 'Pending', 'Expunging', 'Destroying',
-    'Rebooting', 'Resizing', 'Uploading', 'BackingUp', 'Connecting', 'Copying', 'Restoring', 'Reverting', 'Candidate'],
+    'Rebooting', 'Resizing', 'Uploading', 'BackingUp', 'Connecting', 'Copying', 'Restoring', 'Reverting', 'Candidate',
+    'Fencing', 'DOWNLOAD_IN_PROGRESS', 'Downloading', 'Started', 'Snapshotting', 'Rebalancing', 'Recovering', 'Scaling'],
 };
 const TONE_OF = {};
 for (const [tone, states] of Object.entries(TONES)) for (const s of states) TONE_OF[s.toLowerCase()] = tone;
@@ -97,13 +120,17 @@ export function badge(state) {
 
 // ---- tables ----
 
+// The sort the user picked per table name, so that a page that redraws
+// its table every few seconds (hosts, cluster) keeps it.
+const SORTS = new Map();
+
 export function table({ name, columns, rows, rowId = (r) => r.id, onRow, empty = 'Nothing here yet.', caption }) {
   const tbody = h('tbody');
   let sortKey = null;
   let dir = 1;
   const ths = columns.map((c) => {
     if (c.sortable === false) return h('th', { scope: 'col' }, c.label);
-    const btn = h('button', { type: 'button', class: 'th-sort', onclick: () => sortBy(c, th) }, c.label, h('span', { class: 'sort-icon', 'aria-hidden': 'true' }));
+    const btn = h('button', { type: 'button', class: 'th-sort', onclick: () => sortBy(c, th, true) }, c.label, h('span', { class: 'sort-icon', 'aria-hidden': 'true' }));
     const th = h('th', { scope: 'col', 'aria-sort': 'none' }, btn);
     return th;
   });
@@ -139,9 +166,12 @@ export function table({ name, columns, rows, rowId = (r) => r.id, onRow, empty =
     }
   }
 
-  function sortBy(c, th) {
-    dir = sortKey === c.key ? -dir : 1;
-    sortKey = c.key;
+  function sortBy(c, th, user) {
+    if (user) {
+      dir = sortKey === c.key ? -dir : 1;
+      sortKey = c.key;
+      if (name) SORTS.set(name, { key: sortKey, dir });
+    }
     for (const t of ths) t.setAttribute('aria-sort', 'none');
     th.setAttribute('aria-sort', dir > 0 ? 'ascending' : 'descending');
     const val = (r) => (c.sortValue ? c.sortValue(r) : r[c.key]);
@@ -154,7 +184,15 @@ export function table({ name, columns, rows, rowId = (r) => r.id, onRow, empty =
     fill(sorted);
   }
 
-  fill(rows);
+  const again = name && SORTS.get(name);
+  const i = again ? columns.findIndex((c) => c.key === again.key && c.sortable !== false) : -1;
+  if (i >= 0) {
+    sortKey = again.key;
+    dir = again.dir;
+    sortBy(columns[i], ths[i], false);
+  } else {
+    fill(rows);
+  }
   return tbl;
 }
 
@@ -179,6 +217,24 @@ export function capacityBar(used, total, label) {
     class: 'meter', role: 'meter', 'aria-label': label, 'aria-valuenow': used, 'aria-valuemin': 0, 'aria-valuemax': total,
     'aria-valuetext': `${Math.round(pct)}%`, title: `${label}: ${Math.round(pct)}%`,
   }, fill);
+}
+
+// keepFocus runs redraw(), which rebuilds part of root, and puts the
+// keyboard focus back on the same row, tree node or button if it was in
+// root: a page that refreshes itself must not throw a keyboard user out.
+export function keepFocus(root, redraw) {
+  const a = document.activeElement;
+  if (!a || a === document.body || !root.contains(a)) return redraw();
+  const row = a.closest('tr[data-id]');
+  const keyOf = (x) => ['data-node', 'data-action', 'data-tab', 'name', 'id'].map((k) => x.getAttribute(k)).join('|');
+  const want = { row: row ? row.dataset.id : null, key: keyOf(a), onRow: row === a };
+  const out = redraw();
+  const scope = want.row !== null ? [...root.querySelectorAll('tr[data-id]')].find((x) => x.dataset.id === want.row) : root;
+  if (scope) {
+    const again = want.onRow ? scope : [...scope.querySelectorAll('a, button, input, select, textarea, [tabindex]')].find((x) => keyOf(x) === want.key);
+    if (again) again.focus({ preventScroll: true });
+  }
+  return out;
 }
 
 // ---- page furniture ----

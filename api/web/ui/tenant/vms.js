@@ -275,7 +275,7 @@ route('/vms/:id', {
           columns: [
             { key: 'created', label: 'When', render: (e) => fmtDate(e.created) },
             { key: 'type', label: 'Event', render: (e) => h('span', { class: 'mono' }, e.type) },
-            { key: 'level', label: 'Level', render: (e) => badge(e.level === 'ERROR' ? 'Error' : e.level === 'WARN' ? 'Alert' : e.level) },
+            { key: 'level', label: 'Level', render: (e) => badge(e.level || 'INFO') },
             { key: 'description', label: 'Description', class: 'wrap' },
             { key: 'username', label: 'By' },
           ],
