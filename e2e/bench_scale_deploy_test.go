@@ -25,6 +25,7 @@ type scaleDeploy struct {
 	RunningP99   time.Duration
 	TimedOut     bool
 	Aborted      string // why the phase stopped early, if it did
+	PollRetries  int    // job polls answered 503 (no leader) and asked again
 	TenantVMs    int
 	Windows      []float64 // VMs Running per 10 s window, in order
 }
@@ -39,7 +40,9 @@ type scaleDeployer struct {
 	cfg   scaleConfig
 	stop  atomic.Bool // the phase is over: clients stop polling
 	stuck atomic.Int64
-	t     *testing.T
+	// pollRetries counts job polls answered 503 and asked again.
+	pollRetries atomic.Int64
+	t           *testing.T
 }
 
 // scaleJobTimeout bounds the wait for one deploy's job.
@@ -67,7 +70,14 @@ func (d *scaleDeployer) deployOne(client, seq int, k adminKeys) (accepted, runni
 		// Polls go to the next server: a follower answers once it has
 		// applied the leader's commit index (consistent read).
 		if err := d.api.call(d.c.servers[(client+1)%len(d.c.servers)], k, "queryAsyncJobResult", url.Values{"jobid": {acc.JobID}}, &j); err != nil {
-			return accepted, 0, err
+			// The job goes on without a leader; an SDK would ask again
+			// after a 503 (no leader within the hold time).
+			if !strings.Contains(err.Error(), "error 503") || d.stop.Load() || time.Since(start) > scaleJobTimeout {
+				return accepted, 0, err
+			}
+			d.pollRetries.Add(1)
+			time.Sleep(d.cfg.pollEvery)
+			continue
 		}
 		switch j.JobStatus {
 		case 1:
@@ -186,6 +196,7 @@ func runScaleDeploy(t *testing.T, c *testCluster, api *scaleAPI, z *scaleZoneIDs
 	mu.Lock()
 	res.Aborted = aborted
 	mu.Unlock()
+	res.PollRetries = int(d.pollRetries.Load())
 	// The rate runs to the last VM Running: a stalled tail (jobs that
 	// never finish, the stall limit) is not time spent placing VMs.
 	busy := res.Elapsed

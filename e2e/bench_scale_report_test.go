@@ -157,6 +157,9 @@ func (r *scaleReport) print(t *testing.T, cfg scaleConfig) {
 	fmt.Fprintf(&sb, "| new server joins: caught up with index %d / ready voter | %s / %s %s |\n", r.Join.TargetIndex,
 		fmtDur(r.Join.CaughtUp), fmtDur(r.Join.Ready), r.Join.Err)
 	fmt.Fprintf(&sb, "\nplacements/s per 10 s window: %s\n", fmtRates(d.Windows))
+	if d.PollRetries > 0 {
+		fmt.Fprintf(&sb, "\njob polls answered 503 (no leader within the hold time) and asked again: %d\n", d.PollRetries)
+	}
 	if d.Aborted != "" {
 		fmt.Fprintf(&sb, "\ndeploy phase aborted: %s\n", d.Aborted)
 	}
