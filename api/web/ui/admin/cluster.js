@@ -3,7 +3,7 @@
 // Refreshes every 2 s; when a server or the leader goes away it keeps the
 // last good figures, says so, and picks up again by itself.
 
-import { h, table, badge, fmtDate, pageHeader, keepFocus } from '../core/ui.js';
+import { h, table, badge, fmtDate, parseDate, pageHeader, keepFocus } from '../core/ui.js';
 import { call } from '../core/api.js';
 import { route } from '../core/router.js';
 import { rootOnly, poll, wrapTable, ago, refresher } from './common.js';
@@ -14,7 +14,8 @@ const REFRESH_MS = 2000;
 // was, so the browser's clock does not matter.
 function since(date, collected) {
   if (!date) return 'not reached';
-  return ago(date, collected ? new Date(collected).getTime() : Date.now());
+  const at = collected ? parseDate(collected) : NaN;
+  return ago(date, Number.isNaN(at) ? Date.now() : at);
 }
 
 function indexCell(m) {

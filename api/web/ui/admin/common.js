@@ -1,7 +1,7 @@
 // Helpers shared by the operator views: root-admin gate, polling that stops
 // when the page is left, async actions with progress, modal forms, tabs.
 
-import { h, jobProgress, showError, notify, field, validate, formValues, nextId, capacityBar } from '../core/ui.js';
+import { h, jobProgress, showError, notify, field, validate, formValues, nextId, capacityBar, parseDate } from '../core/ui.js';
 import { call, callAsync, session } from '../core/api.js';
 import { onLeave } from '../core/router.js';
 
@@ -213,7 +213,7 @@ export function fmtMHz(n) {
 // ago says how long ago an API date was, in words.
 export function ago(s, now = Date.now()) {
   if (!s) return 'never';
-  const t = new Date(s).getTime();
+  const t = parseDate(s);
   if (Number.isNaN(t)) return String(s);
   const secs = Math.max(0, Math.round((now - t) / 1000));
   if (secs < 2) return 'just now';

@@ -1,7 +1,7 @@
 // #/admin/hosts/<id>: one host: states, capacity, maintenance, HA and
 // out-of-band management, degraded declaration, and the VMs on it.
 
-import { h, table, badge, fmtBytes, fmtDate, card, kv, confirmAction, notify, isTransitional } from '../core/ui.js';
+import { h, table, badge, fmtBytes, fmtDate, card, kv, confirmAction, notify, isTransitional, keepFocus } from '../core/ui.js';
 import { call, listAll } from '../core/api.js';
 import { route } from '../core/router.js';
 import { rootOnly, poll, runJob, jobsArea, formModal, usage, fmtMHz, wrapTable, updatedLine, refresher, tell } from './common.js';
@@ -193,10 +193,10 @@ route('/admin/hosts/:id', {
           card('Details', kv([
             ['ID', h('code', {}, x.id)],
             ['IP address', x.ipaddress],
-            ['Zone / pod / cluster', `${x.zonename || ''} / ${x.podname || ''} / ${x.clustername || ''}`],
-            ['Hypervisor', `${x.hypervisor || ''} ${x.hypervisorversion ? `(${x.hypervisorversion})` : ''}`],
+            ['Zone / pod / cluster', [x.zonename, x.podname, x.clustername].map((n) => n || '—').join(' / ')],
+            ['Hypervisor', `${x.hypervisor || ''}${x.hypervisorversion ? ` (${x.hypervisorversion})` : ''}`],
             ['Agent version', x.version],
-            ['CPUs', `${x.cpunumber} × ${fmtMHz(x.cpuspeed)}${x.cpusockets ? `, ${x.cpusockets} socket${x.cpusockets === 1 ? '' : 's'}` : ''}`],
+            ['CPUs', x.cpunumber ? `${x.cpunumber} × ${fmtMHz(x.cpuspeed)}${x.cpusockets ? `, ${x.cpusockets} socket${x.cpusockets === 1 ? '' : 's'}` : ''}` : ''],
             ['Host tags', x.hosttags],
             ['Last pinged', fmtDate(x.lastpinged), 'lastpinged'],
             ['Added', fmtDate(x.created)],
@@ -224,7 +224,7 @@ route('/admin/hosts/:id', {
             : wrapTable(table({
               name: 'host-vms', rows: vms, empty: 'No VMs on this host.',
               columns: [
-                { key: 'name', label: 'Name', render: (v) => h('a', { href: `#/vms/${v.id}`, class: 'cell-name' }, v.displayname || v.name) },
+                { key: 'name', label: 'Name', render: (v) => h('a', { href: `#/vms/${encodeURIComponent(v.id)}`, class: 'cell-name' }, v.displayname || v.name) },
                 { key: 'state', label: 'State', render: (v) => badge(v.state) },
                 { key: 'account', label: 'Account' },
                 { key: 'serviceofferingname', label: 'Offering' },
@@ -238,7 +238,8 @@ route('/admin/hosts/:id', {
       load, notice, what: 'state', updated: upd,
       draw: (d) => {
         host = d;
-        draw();
+        // The page redraws every few seconds: keep a keyboard user's place.
+        keepFocus(el, draw);
       },
     });
     const tick = async () => {

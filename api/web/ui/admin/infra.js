@@ -34,7 +34,7 @@ export function haCell(hst) {
 
 export function hostColumns({ where = true } = {}) {
   return [
-    { key: 'name', label: 'Host', render: (x) => h('a', { href: `#/admin/hosts/${x.id}`, class: 'cell-name', title: x.ipaddress || '' }, x.name) },
+    { key: 'name', label: 'Host', render: (x) => h('a', { href: `#/admin/hosts/${encodeURIComponent(x.id)}`, class: 'cell-name', title: x.ipaddress || '' }, x.name) },
     { key: 'state', label: 'State', render: (x) => badge(x.state) },
     { key: 'resourcestate', label: 'Resource state', render: (x) => badge(x.resourcestate) },
     where ? { key: 'clustername', label: 'Cluster', render: (x) => h('span', { title: `${x.zonename || ''} / ${x.podname || ''} / ${x.clustername || ''}` }, x.clustername || '') } : null,
@@ -93,7 +93,7 @@ route('/admin/infra', {
     const pick = (kind, id) => {
       view.sel = { kind, id };
       draw();
-      const btn = tree.querySelector(`[data-node="${kind}:${id}"]`);
+      const btn = tree.querySelector(`[data-node="${CSS.escape(`${kind}:${id}`)}"]`);
       if (btn) btn.focus();
     };
 
@@ -110,7 +110,7 @@ route('/admin/infra', {
           if (open) view.open.delete(key);
           else view.open.add(key);
           draw();
-          const t = tree.querySelector(`[data-node="${key}"]`);
+          const t = tree.querySelector(`[data-node="${CSS.escape(key)}"]`);
           if (t) t.previousElementSibling.focus();
         },
       }) : h('span', { class: 'tree-toggle-space', 'aria-hidden': 'true' });
@@ -154,7 +154,7 @@ route('/admin/infra', {
           h('div', { class: 'state-counts' }, Object.entries(counts).map(([s, n]) => h('span', { class: 'state-count' }, badge(s), ` ${n}`)))),
         wrapTable(table({
           name: 'hosts', columns: hostColumns({ where: kind !== 'cluster' }), rows: shown, caption: title,
-          onRow: (x) => go(`#/admin/hosts/${x.id}`),
+          onRow: (x) => go(`#/admin/hosts/${encodeURIComponent(x.id)}`),
           empty: hosts.length ? 'No hosts here.' : 'No hosts yet: start an agent with a registration token, or add one with addHost.',
         }))));
     }

@@ -60,9 +60,18 @@ export function nextId(prefix = 'f') {
 
 // ---- formatting ----
 
+// parseDate reads an API date (CloudStack writes 2026-01-02T03:04:05+0000,
+// an offset without a colon, which not every browser's Date accepts) and
+// answers milliseconds since the epoch, NaN when it is no date.
+export function parseDate(s) {
+  if (s === undefined || s === null || s === '') return NaN;
+  if (typeof s === 'number') return s;
+  return new Date(String(s).replace(/([+-]\d\d)(\d\d)$/, '$1:$2')).getTime();
+}
+
 export function fmtDate(s) {
   if (!s) return '';
-  const d = new Date(s);
+  const d = new Date(parseDate(s));
   if (Number.isNaN(d.getTime())) return String(s);
   const pad = (n) => String(n).padStart(2, '0');
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
@@ -349,7 +358,9 @@ function openModal({ title, body, done, onEnter }) {
     open = false;
     backdrop.remove();
     document.removeEventListener('keydown', onKey, true);
-    if (before && before.focus) before.focus();
+    // Back where the user was; if that control is gone, to the page heading.
+    const back = before && before.isConnected && before !== document.body ? before : document.querySelector('.page h1');
+    if (back && back.focus) back.focus();
     done(v);
   };
   const onKey = (e) => {
@@ -363,7 +374,7 @@ function openModal({ title, body, done, onEnter }) {
       const f = [...dlg.querySelectorAll('input, select, textarea, button')].filter((x) => !x.disabled && x.getClientRects().length);
       const i = f.indexOf(document.activeElement);
       e.preventDefault();
-      f[(i + (e.shiftKey ? f.length - 1 : 1) + f.length) % f.length].focus();
+      if (f.length) f[(i + (e.shiftKey ? f.length - 1 : 1) + f.length) % f.length].focus();
     }
   };
   backdrop.addEventListener('mousedown', (e) => {

@@ -1,6 +1,6 @@
 // Async jobs (#/jobs): the account's jobs, refreshed live while any runs.
 
-import { h, pageHeader, badge, fmtDate, card, kv } from '../core/ui.js';
+import { h, pageHeader, badge, fmtDate, parseDate, card, kv } from '../core/ui.js';
 import { session } from '../core/api.js';
 import { route } from '../core/router.js';
 import { listView } from './common.js';
@@ -10,7 +10,7 @@ const STATUS = { 0: 'Pending', 1: 'Succeeded', 2: 'Failed' };
 function result(j) {
   const r = j.jobresult;
   if (!r) return '';
-  if (j.jobstatus === 2) return h('span', { class: 'field-error' }, r.errortext || `error ${r.errorcode}`);
+  if (j.jobstatus === 2) return h('span', { class: 'field-error' }, r.errortext || (r.errorcode ? `error ${r.errorcode}` : 'failed'));
   const obj = Object.values(r).find((x) => x && typeof x === 'object' && (x.name || x.id));
   return obj ? (obj.name || obj.id) : '';
 }
@@ -23,7 +23,7 @@ function instance(j) {
 
 function took(j) {
   if (!j.completed) return h('span', { class: 'muted' }, 'running…');
-  const ms = Date.parse(j.completed) - Date.parse(j.created);
+  const ms = parseDate(j.completed) - parseDate(j.created);
   if (!Number.isFinite(ms)) return '';
   const sec = Math.max(0, Math.round(ms / 1000));
   return sec < 60 ? `${sec} s` : `${Math.floor(sec / 60)} min ${sec % 60} s`;
@@ -49,7 +49,7 @@ route('/jobs', {
         { key: 'result', label: 'Result', sortable: false, render: result, class: 'wrap' },
         s && s.isAdmin ? { key: 'account', label: 'Account' } : null,
         { key: 'created', label: 'Started', render: (j) => fmtDate(j.created) },
-        { key: 'completed', label: 'Took', render: took, sortValue: (j) => (j.completed ? Date.parse(j.completed) - Date.parse(j.created) : Infinity) },
+        { key: 'completed', label: 'Took', render: took, sortValue: (j) => (j.completed ? parseDate(j.completed) - parseDate(j.created) : Infinity) },
       ].filter(Boolean),
       rowId: (j) => j.jobid,
       onRow: (j) => detail.replaceChildren(card(`Job ${j.jobid}`, kv([
