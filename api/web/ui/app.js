@@ -16,5 +16,11 @@ import './admin/index.js';
 window.addEventListener('unhandledrejection', (e) => {
   showError(e.reason || 'An action failed for an unknown reason.');
 });
+// Nor does a bug in a click handler: the user learns that the action did
+// not happen (and the browser's console still has the details).
+window.addEventListener('error', (e) => {
+  if (!e.error && !e.message) return;
+  showError({ text: `The console hit a bug: ${e.message || e.error}. Reload the page and try again.` });
+});
 
 start();
