@@ -446,3 +446,32 @@ func TestConsoleBadgeTones(t *testing.T) {
 		}
 	}
 }
+
+// TestConsoleFetchesNothingFromElsewhere checks that no embedded file
+// loads anything from another origin: no remote module, style sheet,
+// font, image or fetch (the CSP would refuse it, and the console must
+// work on a cloud without internet access).
+func TestConsoleFetchesNothingFromElsewhere(t *testing.T) {
+	remote := regexp.MustCompile(`(?i)(?:\bimport\s*\(?\s*['"]|\bfrom\s*['"]|url\(\s*['"]?|\bfetch\(\s*['"` + "`" + `]|\b(?:src|href)\s*=\s*['"]|@import\s+['"]?)(?:[a-z][a-z0-9+.-]*:)?//`)
+	n := 0
+	err := fs.WalkDir(consoleFiles, "web", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		src, rerr := consoleFiles.ReadFile(p)
+		if rerr != nil {
+			return rerr
+		}
+		n++
+		if m := remote.Find(src); m != nil {
+			t.Errorf("%s loads from another origin: %s", p, m)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 10 {
+		t.Fatalf("only %d files checked", n)
+	}
+}

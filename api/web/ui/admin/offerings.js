@@ -40,7 +40,7 @@ const KINDS = {
     del: 'deleteDiskOffering',
     table: 'diskofferings',
     columns: [
-      { key: 'disksize', label: 'Size', render: (o) => (o.iscustomized ? 'custom' : `${o.disksize} GiB`) },
+      { key: 'disksize', label: 'Size', render: (o) => (o.iscustomized ? 'custom' : o.disksize ? `${o.disksize} GiB` : '—'), sortValue: (o) => Number(o.disksize) || 0 },
       { key: 'storagetype', label: 'Storage' },
       { key: 'provisioningtype', label: 'Provisioning' },
       { key: 'tags', label: 'Storage tags' },

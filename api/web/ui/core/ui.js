@@ -515,7 +515,8 @@ export function formValues(form) {
   const out = {};
   for (const c of form.querySelectorAll('input[name], select[name], textarea[name]')) {
     if (c.disabled) continue;
-    out[c.name] = c.type === 'checkbox' ? c.checked : c.value.trim();
+    // Passwords are taken as typed: a space may be part of one.
+    out[c.name] = c.type === 'checkbox' ? c.checked : c.type === 'password' ? c.value : c.value.trim();
   }
   return out;
 }

@@ -11,12 +11,12 @@ const NAME_RE = /^[a-zA-Z]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
 function offeringLabel(o) {
   const parts = [o.name];
   if (o.iscustomized) parts.push('custom size');
-  else parts.push(`${o.cpunumber} vCPU × ${o.cpuspeed} MHz, ${fmtMiB(o.memory)}`);
+  else parts.push(`${o.cpunumber || '?'} vCPU × ${o.cpuspeed || '?'} MHz, ${fmtMiB(o.memory)}`);
   return parts.join(' — ');
 }
 
 function diskLabel(d) {
-  return d.iscustomized ? `${d.name} — choose a size` : `${d.name} — ${d.disksize} GiB`;
+  return d.iscustomized || !d.disksize ? `${d.name} — choose a size` : `${d.name} — ${d.disksize} GiB`;
 }
 
 route('/deploy', {

@@ -34,7 +34,7 @@ route('/volumes', {
         fields: [
           { label: 'Name', name: 'name', required: true, placeholder: 'data-01' },
           { label: 'Zone', name: 'zoneid', type: 'select', required: true, options: zones.zone.map((z) => ({ value: z.id, label: z.name })) },
-          { label: 'Disk offering', name: 'diskofferingid', type: 'select', required: true, options: disks.diskoffering.map((d) => ({ value: d.id, label: d.iscustomized ? `${d.name} (custom size)` : `${d.name} (${d.disksize} GiB)` })) },
+          { label: 'Disk offering', name: 'diskofferingid', type: 'select', required: true, options: disks.diskoffering.map((d) => ({ value: d.id, label: d.iscustomized || !d.disksize ? `${d.name} (custom size)` : `${d.name} (${d.disksize} GiB)` })) },
           { label: 'Size (GiB)', name: 'size', type: 'number', min: 1, max: 65536, help: 'Only for a custom-size offering.' },
         ],
         check: (x) => {
