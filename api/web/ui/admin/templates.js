@@ -57,9 +57,9 @@ route('/admin/templates', {
           { key: 'name', label: 'Name', render: (t) => h('span', {}, h('span', { class: 'cell-name' }, t.name), h('span', { class: 'cell-sub' }, t.displaytext || '')) },
           { key: 'status', label: 'Status', sortValue: (t) => downloadState(t).pct, render: statusCell },
           { key: 'zonename', label: 'Zone' },
-          { key: 'format', label: 'Format' },
           { key: 'ostypename', label: 'OS type' },
-          { key: 'size', label: 'Size', sortValue: (t) => Number(t.size) || 0, render: (t) => (t.size ? fmtBytes(t.size) : '—') },
+          // The format under the size keeps the table within a laptop's width.
+          { key: 'size', label: 'Size', sortValue: (t) => Number(t.size) || 0, render: (t) => [t.size ? fmtBytes(t.size) : '—', t.format ? h('span', { class: 'cell-sub' }, t.format) : null] },
           { key: 'visibility', label: 'Visibility', render: (t) => [t.ispublic ? 'Public' : 'Private', t.isfeatured ? ', featured' : ''].join('') },
           { key: 'account', label: 'Owner', render: (t) => `${t.account || ''}${t.domain ? ` (${t.domain})` : ''}` },
           { key: 'created', label: 'Registered', render: (t) => fmtDate(t.created) },

@@ -132,6 +132,8 @@ export function badge(state) {
 // The sort the user picked per table name, so that a page that redraws
 // its table every few seconds (hosts, cluster) keeps it.
 const SORTS = new Map();
+// Columns that hold a date (fmtDate): they may break between day and time.
+const DATE_KEYS = new Set(['created', 'completed', 'lastpinged', 'removed', 'disconnected']);
 
 export function table({ name, columns, rows, rowId = (r) => r.id, onRow, empty = 'Nothing here yet.', caption }) {
   const tbody = h('tbody');
@@ -149,7 +151,7 @@ export function table({ name, columns, rows, rowId = (r) => r.id, onRow, empty =
 
   function cell(c, r) {
     const v = c.render ? c.render(r) : r[c.key];
-    return h('td', { 'data-field': c.key, class: c.class }, v === undefined || v === null ? '' : v);
+    return h('td', { 'data-field': c.key, class: [c.class, DATE_KEYS.has(c.key) ? 'cell-date' : null] }, v === undefined || v === null ? '' : v);
   }
 
   function fill(list) {

@@ -56,7 +56,7 @@ route('/vms', {
       { key: 'zonename', label: 'Zone' },
       { key: 'serviceofferingname', label: 'Offering', render: (v) => [v.serviceofferingname || '', h('span', { class: 'cell-sub' }, spec(v))] },
       { key: 'templatename', label: 'Template' },
-      s && s.isAdmin ? { key: 'hostname', label: 'Host' } : null,
+      s && s.isRootAdmin ? { key: 'hostname', label: 'Host' } : null, // domain admins are not told hosts
       s && s.isAdmin ? { key: 'account', label: 'Account' } : null,
       { key: 'created', label: 'Created', render: (v) => fmtDate(v.created) },
     ].filter(Boolean);
@@ -225,7 +225,7 @@ route('/vms/:id', {
         ['Template', vm.templatename],
         ['Offering', `${vm.serviceofferingname || ''}${spec(vm) ? ` (${spec(vm)})` : ''}`],
         ['IP address', h('span', { class: 'mono' }, ip(vm)), 'ipaddress'],
-        s && s.isAdmin ? ['Host', vm.hostname, 'hostname'] : null,
+        s && s.isRootAdmin ? ['Host', vm.hostid ? h('a', { href: `#/admin/hosts/${encodeURIComponent(vm.hostid)}` }, vm.hostname || vm.hostid) : '', 'hostname'] : null,
         ['HA', vm.haenable ? 'Enabled' : 'Off'],
         ['Group', vm.group],
         ['Account', `${vm.account || ''}${vm.domain ? ` (${vm.domain})` : ''}`],
