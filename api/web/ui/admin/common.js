@@ -15,7 +15,9 @@ export function rootOnly(el, title) {
   const s = session();
   if (s && s.isRootAdmin) return true;
   el.replaceChildren(h('h1', { tabindex: '-1' }, title),
-    h('div', { class: 'alert alert-warn', role: 'alert' }, 'Only root administrators can open this page: it shows and changes the whole cloud.'));
+    h('div', { class: 'alert alert-warn', role: 'alert' }, 'Only root administrators can open this page: it shows and changes the whole cloud.'),
+    h('p', {}, 'Your domain\'s ', h('a', { href: '#/admin/accounts' }, 'accounts'), ', ', h('a', { href: '#/admin/events' }, 'events'), ' and ',
+      h('a', { href: '#/vms' }, 'virtual machines'), ' are open to you.'));
   return false;
 }
 

@@ -212,7 +212,8 @@ async function render() {
   document.title = `${r.title || 'Stratus'} · Stratus`;
   if ((r.adminOnly || r.section === 'admin') && !(s && s.isAdmin)) {
     el.replaceChildren(h('h1', { tabindex: '-1' }, r.title || 'Not permitted'),
-      h('div', { class: 'alert alert-error', role: 'alert' }, 'This page is for administrators; your account cannot open it.'));
+      h('div', { class: 'alert alert-error', role: 'alert' }, 'This page is for administrators; your account cannot open it.'),
+      h('p', {}, h('a', { href: homeFor(s) }, 'Go to your virtual machines.')));
     focusHeading(el);
     return;
   }
