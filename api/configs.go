@@ -88,6 +88,9 @@ func updateConfiguration(r *Request) (any, *Error) {
 	if !ok {
 		return nil, ErrParam("configuration %s does not exist: listConfigurations shows the settings this cloud knows", p.String("name"))
 	}
+	if def.ReadOnly {
+		return nil, ErrParam("configuration %s is kept by the servers and cannot be set", def.Name)
+	}
 	value := p.String("value")
 	if value == "" {
 		value = def.Default

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stratus-cloud/stratus/fsm"
 )
 
 // call signs params as the Go SDK does (signatureversion 3, expires) and
@@ -179,6 +181,18 @@ func TestListZonesFiltersAndPaging(t *testing.T) {
 		t.Fatalf("list without paging after default.page.size=2 returned %d items", got)
 	}
 	wantError(t, call(t, s, map[string]string{"command": "listZones", "page": "1", "pagesize": "3"}), "listzonesresponse", 431, "2")
+}
+
+// A setting the servers keep themselves is listed but never set by hand:
+// a lowered host.lease.granted would shorten a new leader's failover grace.
+func TestReadOnlySettingRefused(t *testing.T) {
+	s, _ := newTestServer(t)
+	wantError(t, call(t, s, map[string]string{"command": "updateConfiguration", "name": fsm.SettingLeaseGranted, "value": "0"}),
+		"updateconfigurationresponse", 431, fsm.SettingLeaseGranted+" is kept by the servers")
+	body := decode(t, call(t, s, map[string]string{"command": "listConfigurations", "name": fsm.SettingLeaseGranted}), "listconfigurationsresponse")
+	if body["count"].(float64) != 1 {
+		t.Fatalf("listConfigurations name=%s: %v", fsm.SettingLeaseGranted, body)
+	}
 }
 
 func TestXMLIsTheDefaultFormat(t *testing.T) {

@@ -18,6 +18,9 @@ type SettingDef struct {
 	Default     string
 	Description string
 	Dynamic     bool // takes effect without a restart
+	// ReadOnly settings are kept by the servers themselves: listed, never
+	// set through updateConfiguration.
+	ReadOnly bool
 }
 
 // Names of settings read by code.
@@ -40,8 +43,8 @@ var settingDefs = []SettingDef{
 		Description: "How far in the future, in minutes, a signed request's expiry may lie when enforce.post.requests.and.timestamps is on."},
 	{Name: SettingHeartbeatRate, Category: "Advanced", Type: "Integer", Default: "1000", Dynamic: true,
 		Description: "Host heartbeats per second the leader takes at most: with more hosts than this rate times host.heartbeat.interval, agents heartbeat every hosts/rate seconds (whole seconds) and their lease grows with the interval. 0 turns scaling off."},
-	{Name: SettingLeaseGranted, Category: "Advanced", Type: "Integer", Default: "0", Dynamic: true,
-		Description: "Kept by the leader, not meant to be set: the longest lease TTL, in seconds, that a leader may have granted agents and not seen run out. A new leader's failover grace covers it; raising it by hand only lengthens that grace."},
+	{Name: SettingLeaseGranted, Category: "Advanced", Type: "Integer", Default: "0", Dynamic: true, ReadOnly: true,
+		Description: "Kept by the leader, read only: the longest lease TTL, in seconds, that a leader may have granted agents and not seen run out. A new leader's failover grace covers it."},
 }
 
 // SettingDefs returns every known setting definition, sorted by name.
