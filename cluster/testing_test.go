@@ -2,11 +2,14 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -62,6 +65,13 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// fresh says whether a node's data dir holds no state yet, so the node
+// is new and no peer knows its raft address.
+func fresh(dir string) bool {
+	entries, err := os.ReadDir(dir)
+	return err == nil && len(entries) == 0
+}
+
 func newTestConfig(t *testing.T, id string, expect int, join []string) Config {
 	return Config{
 		NodeID: id, DataDir: t.TempDir(), RaftBind: freeAddr(t), GossipBind: "127.0.0.1:0",
@@ -85,7 +95,15 @@ func startTestNode(t *testing.T, cfg Config) *testNode {
 	tn.handler.Store(&nf)
 	tn.httpSrv = &http.Server{Handler: tn}
 	go func() { _ = tn.httpSrv.Serve(ln) }()
+	isNew := fresh(cfg.DataDir)
 	n, err := New(cfg)
+	for try := 0; err != nil && errors.Is(err, syscall.EADDRINUSE) && isNew && try < 5; try++ {
+		// freeAddr's port was taken between its release and raft's bind
+		// (by another listener of this machine); a new node may take any.
+		cfg.RaftBind = freeAddr(t)
+		tn.cfg = cfg
+		n, err = New(cfg)
+	}
 	if err != nil {
 		_ = tn.httpSrv.Close()
 		t.Fatalf("start node %s: %v", cfg.NodeID, err)
