@@ -1,0 +1,128 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stratus-cloud/stratus/fsm"
+	"github.com/stratus-cloud/stratus/hypervisor"
+	"github.com/stratus-cloud/stratus/hypervisor/agent"
+)
+
+// laggingCluster is a follower's view of a fakeCluster: commits go to the
+// leader's FSM at once, but this server's state (State) applies them only
+// when a consistent read asks it to catch up, as a follower that lags
+// behind the leader does.
+type laggingCluster struct {
+	*fakeCluster
+	follower *fsm.FSM
+
+	mu     sync.Mutex
+	behind []laggedEntry // committed on the leader, not applied here yet
+}
+
+type laggedEntry struct {
+	index uint64
+	t     fsm.MessageType
+	body  any
+}
+
+// snapshotSink keeps a raft snapshot in memory.
+type snapshotSink struct{ bytes.Buffer }
+
+func (*snapshotSink) ID() string    { return "test" }
+func (*snapshotSink) Cancel() error { return nil }
+func (*snapshotSink) Close() error  { return nil }
+
+// newLaggingCluster returns a follower of c that holds c's state as of now.
+func newLaggingCluster(t testing.TB, c *fakeCluster) *laggingCluster {
+	t.Helper()
+	snap, err := c.f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &snapshotSink{}
+	if err := snap.Persist(sink); err != nil {
+		t.Fatal(err)
+	}
+	follower := fsm.New(nil)
+	if err := follower.Restore(io.NopCloser(&sink.Buffer)); err != nil {
+		t.Fatal(err)
+	}
+	return &laggingCluster{fakeCluster: c, follower: follower}
+}
+
+func (l *laggingCluster) Apply(ctx context.Context, t fsm.MessageType, body any) (uint64, error) {
+	idx, err := l.fakeCluster.Apply(ctx, t, body)
+	l.mu.Lock()
+	l.behind = append(l.behind, laggedEntry{idx, t, body})
+	l.mu.Unlock()
+	return idx, err
+}
+
+func (l *laggingCluster) ConsistentRead(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, e := range l.behind {
+		_ = l.follower.ApplyCommand(e.index, e.t, e.body) // refused entries are refused here too
+	}
+	l.behind = nil
+	return l.fakeCluster.ConsistentRead(ctx)
+}
+
+func (l *laggingCluster) State() *fsm.Store { return l.follower.State() }
+
+// TestReportOnLaggingServerKeepsNewVM: a host's agent reports two VMs it
+// just started, in one batch, to a server that lags behind the leader:
+// that server knows the first VM but not the second, placed a moment ago
+// (the agent read its desired state from another server). Both reports
+// must be recorded: the agent never sends an acknowledged report again,
+// so a dropped one would leave the second VM's deploy job waiting for
+// ever.
+func TestReportOnLaggingServerKeepsNewVM(t *testing.T) {
+	f := newPollFixture(t, 2)
+	h := f.hosts[0]
+	known := f.vms[h.ID]
+	lag := newLaggingCluster(t, f.c)
+	s := New(Config{Cluster: lag, Version: "test", Now: func() time.Time { return fixedNow }})
+
+	// Placed on h by the leader; the lagging server has not seen it yet.
+	placed := known.Copy()
+	placed.ID, placed.Name, placed.DisplayName, placed.InstanceName = "ffffffff-1111-4000-8000-000000000000", "vm-new", "vm-new", "i-new"
+	placed.State, placed.Indexes = fsm.VMStarting, fsm.Indexes{}
+	if _, err := lag.Apply(context.Background(), fsm.TxnRequestType, fsm.TxnRequest{Ops: []fsm.TxnOp{fsm.Create(fsm.TableVMs, placed)}}); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := fsm.Get[fsm.VM](lag.State(), nil, fsm.TableVMs, placed.ID); v != nil {
+		t.Fatal("the lagging server already has the new VM")
+	}
+
+	body, err := json.Marshal(agent.Report{HostID: h.ID, VMs: []agent.VMReport{
+		{ID: known.ID, Power: hypervisor.PowerRunning},
+		{ID: placed.ID, Power: hypervisor.PowerRunning},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, agentRequest(context.Background(), h, http.MethodPost, agent.PathReport, body, "report-1"))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("report: %d %s", rec.Code, rec.Body.String())
+	}
+	for _, id := range []string{known.ID, placed.ID} {
+		v, err := fsm.Get[fsm.VM](f.c.State(), nil, fsm.TableVMs, id)
+		if err != nil || v == nil {
+			t.Fatalf("VM %s on the leader: %v", id, err)
+		}
+		if v.ObservedHostID != h.ID || v.ObservedPower != fsm.PowerOn {
+			t.Errorf("VM %s after the report: observed on %q power %q, want %s and %s", id, v.ObservedHostID, v.ObservedPower, h.ID, fsm.PowerOn)
+		}
+	}
+}
