@@ -20,21 +20,21 @@ func (s *Server) agentReport(c *agentCall) (any, *agentError) {
 		return nil, e
 	}
 	now := s.now().UTC()
-	// unknown counts the reports of the last build about rows this
-	// server's state does not show on the host (VM missing or placed
-	// elsewhere, volume missing): they are dropped, unless that state
-	// lags behind the one the agent acted on.
-	unknown := 0
+	// unrecorded counts the reports of the last build that change
+	// nothing by this server's state (a VM missing or placed elsewhere,
+	// a volume missing, or a row that already says so). That state may
+	// lag behind the one the agent acted on.
+	unrecorded := 0
 	build := func(st *fsm.Store) ([]fsm.TxnOp, error) {
 		var ops []fsm.TxnOp
-		unknown = 0
+		unrecorded = 0
 		for _, r := range rep.VMs {
-			more, held, err := vmReportOps(st, c.host.ID, r, now)
+			more, err := vmReportOps(st, c.host.ID, r, now)
 			if err != nil {
 				return nil, err
 			}
-			if !held {
-				unknown++
+			if len(more) == 0 {
+				unrecorded++
 			}
 			ops = append(ops, more...)
 		}
@@ -43,10 +43,8 @@ func (s *Server) agentReport(c *agentCall) (any, *agentError) {
 			if err != nil {
 				return nil, err
 			}
-			if vol == nil {
-				unknown++
-			}
 			if vol == nil || r.Error != "" || (vol.Path == r.Path && vol.State == fsm.VolumeReady) {
+				unrecorded++
 				continue
 			}
 			nv := vol.Copy()
@@ -56,14 +54,15 @@ func (s *Server) agentReport(c *agentCall) (any, *agentError) {
 		return ops, nil
 	}
 	idx, err := s.agentCommit(c.req.Context(), build)
-	if err == nil && unknown > 0 {
-		// Reports this server would drop, by its state, which may lag
-		// behind the state the agent acted on (a desired answer from
-		// another server: a VM just placed on this host is missing or
-		// looks placed elsewhere here), even when others of the batch
-		// were recorded. The agent never sends an acknowledged report
-		// again, so decide once more on a consistent read before
-		// dropping them; what was just recorded changes nothing then.
+	if err == nil && unrecorded > 0 {
+		// Reports this server's state says nothing to record for, when
+		// that state may lag behind the one the agent acted on (a
+		// desired answer from another server: a VM just placed on this
+		// host is missing or looks placed elsewhere here), even when
+		// other reports of the batch were recorded. The agent never
+		// sends an acknowledged report again, so decide once more on a
+		// consistent read before dropping them; what was just recorded
+		// changes nothing then.
 		if err = s.c.ConsistentRead(c.req.Context()); err == nil {
 			var again uint64
 			again, err = s.agentCommit(c.req.Context(), build)
@@ -79,12 +78,11 @@ func (s *Server) agentReport(c *agentCall) (any, *agentError) {
 	return agent.ReportResponse{Index: idx}, nil
 }
 
-// vmReportOps turns one VM report into changes of the VM row. Its bool
-// is false when st shows no such VM on the host: the report is dropped.
-func vmReportOps(st *fsm.Store, hostID string, r agent.VMReport, now time.Time) ([]fsm.TxnOp, bool, error) {
+// vmReportOps turns one VM report into changes of the VM row.
+func vmReportOps(st *fsm.Store, hostID string, r agent.VMReport, now time.Time) ([]fsm.TxnOp, error) {
 	v, err := fsm.Get[fsm.VM](st, nil, fsm.TableVMs, r.ID)
 	if err != nil || v == nil || v.HostID != hostID {
-		return nil, false, err
+		return nil, err
 	}
 	power := ""
 	switch r.Power {
@@ -108,7 +106,7 @@ func vmReportOps(st *fsm.Store, hostID string, r agent.VMReport, now time.Time) 
 	if r.Reason != "" && power == fsm.PowerOff && v.State == fsm.VMRunning && v.Power == fsm.PowerOn && v.MigrateTo == "" {
 		h, err := fsm.Get[fsm.Host](st, nil, fsm.TableHosts, hostID)
 		if err != nil {
-			return nil, true, err
+			return nil, err
 		}
 		nv.State, nv.Power, nv.LastHostID, nv.HostID, nv.PodID, nv.ClusterID = fsm.VMStopped, fsm.PowerOff, hostID, "", "", ""
 		nv.ObservedHostID, nv.ObservedPower = "", ""
@@ -129,8 +127,8 @@ func vmReportOps(st *fsm.Store, hostID string, r agent.VMReport, now time.Time) 
 	}
 	if nv.ObservedHostID == v.ObservedHostID && nv.ObservedPower == v.ObservedPower && nv.ObservedRebootGen == v.ObservedRebootGen &&
 		nv.ObservedError == v.ObservedError && nv.MigratedOut == v.MigratedOut && nv.State == v.State && len(ops) == 0 {
-		return nil, true, nil
+		return nil, nil
 	}
 	nv.ObservedAt = now
-	return append(ops, fsm.Update(fsm.TableVMs, nv)), true, nil
+	return append(ops, fsm.Update(fsm.TableVMs, nv)), nil
 }

@@ -79,17 +79,24 @@ func (l *laggingCluster) ConsistentRead(ctx context.Context) error {
 
 func (l *laggingCluster) State() *fsm.Store { return l.follower.State() }
 
-// TestReportOnLaggingServerKeepsNewVM: a host's agent reports two VMs it
-// just started, in one batch, to a server that lags behind the leader:
-// that server knows the first VM but not the second, placed a moment ago
-// (the agent read its desired state from another server). Both reports
-// must be recorded: the agent never sends an acknowledged report again,
-// so a dropped one would leave the second VM's deploy job waiting for
-// ever.
+// TestReportOnLaggingServerKeepsNewVM: a host's agent reports three VMs
+// it just started, in one batch, to a server that lags behind the leader
+// (the agent read its desired state from another server): that server
+// knows the first VM as the leader does, does not know the second,
+// placed a moment ago, and shows the third as already seen running there
+// (the leader has since started it on the host again). Every report must
+// be recorded: the agent never sends an acknowledged report again, so a
+// dropped one would leave that VM's deploy or start job waiting for ever.
 func TestReportOnLaggingServerKeepsNewVM(t *testing.T) {
 	f := newPollFixture(t, 2)
 	h := f.hosts[0]
 	known := f.vms[h.ID]
+	// A VM that ran on h and was seen there: the lagging server keeps
+	// that, the leader starts it on h again (its observed state cleared).
+	again := known.Copy()
+	again.ID, again.Name, again.DisplayName, again.InstanceName = "eeeeeeee-1111-4000-8000-000000000000", "vm-again", "vm-again", "i-again"
+	again.ObservedHostID, again.ObservedPower, again.Indexes = h.ID, fsm.PowerOn, fsm.Indexes{}
+	f.commit(t, fsm.Create(fsm.TableVMs, again))
 	lag := newLaggingCluster(t, f.c)
 	s := New(Config{Cluster: lag, Version: "test", Now: func() time.Time { return fixedNow }})
 
@@ -97,7 +104,11 @@ func TestReportOnLaggingServerKeepsNewVM(t *testing.T) {
 	placed := known.Copy()
 	placed.ID, placed.Name, placed.DisplayName, placed.InstanceName = "ffffffff-1111-4000-8000-000000000000", "vm-new", "vm-new", "i-new"
 	placed.State, placed.Indexes = fsm.VMStarting, fsm.Indexes{}
-	if _, err := lag.Apply(context.Background(), fsm.TxnRequestType, fsm.TxnRequest{Ops: []fsm.TxnOp{fsm.Create(fsm.TableVMs, placed)}}); err != nil {
+	restarted, _ := fsm.Get[fsm.VM](f.c.State(), nil, fsm.TableVMs, again.ID)
+	restarted = restarted.Copy()
+	restarted.State, restarted.ObservedHostID, restarted.ObservedPower = fsm.VMStarting, "", ""
+	if _, err := lag.Apply(context.Background(), fsm.TxnRequestType, fsm.TxnRequest{Ops: []fsm.TxnOp{
+		fsm.Create(fsm.TableVMs, placed), fsm.Update(fsm.TableVMs, restarted)}}); err != nil {
 		t.Fatal(err)
 	}
 	if v, _ := fsm.Get[fsm.VM](lag.State(), nil, fsm.TableVMs, placed.ID); v != nil {
@@ -107,6 +118,7 @@ func TestReportOnLaggingServerKeepsNewVM(t *testing.T) {
 	body, err := json.Marshal(agent.Report{HostID: h.ID, VMs: []agent.VMReport{
 		{ID: known.ID, Power: hypervisor.PowerRunning},
 		{ID: placed.ID, Power: hypervisor.PowerRunning},
+		{ID: again.ID, Power: hypervisor.PowerRunning},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -116,7 +128,7 @@ func TestReportOnLaggingServerKeepsNewVM(t *testing.T) {
 	if rec.Code != http.StatusOK {
 		t.Fatalf("report: %d %s", rec.Code, rec.Body.String())
 	}
-	for _, id := range []string{known.ID, placed.ID} {
+	for _, id := range []string{known.ID, placed.ID, again.ID} {
 		v, err := fsm.Get[fsm.VM](f.c.State(), nil, fsm.TableVMs, id)
 		if err != nil || v == nil {
 			t.Fatalf("VM %s on the leader: %v", id, err)
