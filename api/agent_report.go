@@ -66,6 +66,10 @@ func (s *Server) agentReport(c *agentCall) (any, *agentError) {
 		if err = s.c.ConsistentRead(c.req.Context()); err == nil {
 			var again uint64
 			again, err = s.agentCommit(c.req.Context(), build)
+			if again > 0 {
+				s.logger.Info("agent report recorded after a consistent read: this server lagged behind the state the agent acted on",
+					"host_id", c.host.ID, "index", again)
+			}
 			idx = max(idx, again)
 		}
 	}
