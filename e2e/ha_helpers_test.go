@@ -98,6 +98,28 @@ func (tl *timeline) of(host string, from, to time.Time) []hostSample {
 	return out
 }
 
+// caughtUp waits up to within for a sample of every host in hosts taken
+// at or after at, so that questions about order asked of the timeline see
+// at least what the test's own observer saw at that time.
+func (tl *timeline) caughtUp(hosts []string, at time.Time, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		var missing []string
+		for _, h := range hosts {
+			if len(tl.of(h, at, time.Time{})) == 0 {
+				missing = append(missing, h)
+			}
+		}
+		if len(missing) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the host sampler took no sample of %s in the %s after %s", strings.Join(missing, ", "), within, at.Format("15:04:05.000"))
+		}
+		time.Sleep(hostPollEvery)
+	}
+}
+
 // firstElsewhere returns the first sample taken after from, of a host
 // other than not, that holds VM id.
 func (tl *timeline) firstElsewhere(id, not string, from time.Time) (hostSample, bool) {

@@ -342,6 +342,16 @@ func (r *haRun) partitionRound(target *simHost, uid int) partitionResult {
 	})
 	res.states, res.toFenced = w.states, w.first["Down"]
 	res.movedHA, res.plainRunning = len(haOn), len(plainOn)
+	// The wait above saw the restarts through its own observer; the
+	// sampler's timeline, which the order checks below read, must have
+	// swept every host since.
+	var names []string
+	for _, h := range r.sampler.hosts {
+		names = append(names, h.name)
+	}
+	if err := r.tl.caughtUp(names, time.Now(), 5*time.Second); err != nil {
+		t.Fatalf("partition: %v", err)
+	}
 	res.leadMin = time.Hour
 
 	// The order of events, as the sampler saw them.
