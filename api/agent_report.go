@@ -68,7 +68,7 @@ func (s *Server) agentReport(c *agentCall) (any, *agentError) {
 			again, err = s.agentCommit(c.req.Context(), build)
 			if again > 0 {
 				s.logger.Info("agent report recorded after a consistent read: this server lagged behind the state the agent acted on",
-					"host_id", c.host.ID, "index", again)
+					"host_id", c.host.ID, "index", again, "others_recorded_first", idx > 0)
 			}
 			idx = max(idx, again)
 		}
