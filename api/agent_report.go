@@ -71,6 +71,9 @@ func (s *Server) agentReport(c *agentCall) (any, *agentError) {
 					"host_id", c.host.ID, "index", again, "others_recorded_first", idx > 0)
 			}
 			idx = max(idx, again)
+			if err == nil {
+				s.logDroppedReports(c.host.ID, rep.VMs)
+			}
 		}
 	}
 	if err != nil {
@@ -80,6 +83,27 @@ func (s *Server) agentReport(c *agentCall) (any, *agentError) {
 		idx = s.c.Status().AppliedIndex
 	}
 	return agent.ReportResponse{Index: idx}, nil
+}
+
+// logDroppedReports logs the reports of VMs this server does not show on
+// the host even after a consistent read: they are dropped for good (the
+// agent does not send them again), which is right when the VM left the
+// host and leaves its job waiting when the state the agent acted on was
+// newer than the one read here.
+func (s *Server) logDroppedReports(hostID string, reps []agent.VMReport) {
+	st := s.c.State()
+	for _, r := range reps {
+		v, err := fsm.Get[fsm.VM](st, nil, fsm.TableVMs, r.ID)
+		if err != nil || (v != nil && v.HostID == hostID) {
+			continue
+		}
+		where := "missing"
+		if v != nil {
+			where = "on host " + v.HostID
+		}
+		s.logger.Warn("agent report dropped after a consistent read: the VM is not on the host here",
+			"host_id", hostID, "vm_id", r.ID, "power", r.Power, "vm", where, "applied_index", s.c.Status().AppliedIndex)
+	}
 }
 
 // vmReportOps turns one VM report into changes of the VM row.
