@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"time"
@@ -71,8 +72,24 @@ func (s *Server) agentReport(c *agentCall) (any, *agentError) {
 					"host_id", c.host.ID, "index", again, "others_recorded_first", idx > 0)
 			}
 			idx = max(idx, again)
-			if err == nil {
-				s.logDroppedReports(c.host.ID, rep.VMs)
+		}
+		// A consistent read covers every write acknowledged so far, but
+		// not always what another server already applied and answered
+		// the agent with (a leader's state machine may trail the commits
+		// its followers apply). The agent says which state it acted on:
+		// a VM it reports and this server does not show on the host is
+		// decided once this server has applied that state.
+		if err == nil && rep.Index > 0 && len(s.notOnHost(c.host.ID, rep.VMs)) > 0 {
+			if applied := s.c.Status().AppliedIndex; applied < rep.Index {
+				reached := s.waitApplied(c.req.Context(), rep.Index)
+				var again uint64
+				again, err = s.agentCommit(c.req.Context(), build)
+				idx = max(idx, again)
+				s.logger.Info("agent report waited for the desired state the agent acted on", "host_id", c.host.ID,
+					"report_index", rep.Index, "applied_before", applied, "reached", reached, "recorded", again > 0)
+				if err == nil && !reached {
+					err = fmt.Errorf("this server has not applied index %d, which the agent acted on, within %s", rep.Index, agentReportLag)
+				}
 			}
 		}
 	}
@@ -85,25 +102,42 @@ func (s *Server) agentReport(c *agentCall) (any, *agentError) {
 	return agent.ReportResponse{Index: idx}, nil
 }
 
-// logDroppedReports logs the reports of VMs this server does not show on
-// the host even after a consistent read: they are dropped for good (the
-// agent does not send them again), which is right when the VM left the
-// host and leaves its job waiting when the state the agent acted on was
-// newer than the one read here.
-func (s *Server) logDroppedReports(hostID string, reps []agent.VMReport) {
+// agentReportLag bounds how long a report waits for this server to apply
+// the desired-state index the agent acted on.
+const agentReportLag = 10 * time.Second
+
+// notOnHost returns the reports of VMs this server's state does not show
+// on the host.
+func (s *Server) notOnHost(hostID string, reps []agent.VMReport) []agent.VMReport {
 	st := s.c.State()
+	var out []agent.VMReport
 	for _, r := range reps {
 		v, err := fsm.Get[fsm.VM](st, nil, fsm.TableVMs, r.ID)
-		if err != nil || (v != nil && v.HostID == hostID) {
-			continue
+		if err == nil && (v == nil || v.HostID != hostID) {
+			out = append(out, r)
 		}
-		where := "missing"
-		if v != nil {
-			where = "on host " + v.HostID
-		}
-		s.logger.Warn("agent report dropped after a consistent read: the VM is not on the host here",
-			"host_id", hostID, "vm_id", r.ID, "power", r.Power, "vm", where, "applied_index", s.c.Status().AppliedIndex)
 	}
+	return out
+}
+
+// waitApplied waits, at most agentReportLag, until this server applied
+// index; it reports whether it got there.
+func (s *Server) waitApplied(ctx context.Context, index uint64) bool {
+	ctx, cancel := context.WithTimeout(ctx, agentReportLag)
+	defer cancel()
+	for s.c.Status().AppliedIndex < index {
+		changed, err := s.c.State().Watch(fsm.TableVMs)
+		if err != nil {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-changed:
+		case <-time.After(20 * time.Millisecond): // entries that change no VM
+		}
+	}
+	return true
 }
 
 // vmReportOps turns one VM report into changes of the VM row.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratus-cloud/stratus/cluster"
 	"github.com/stratus-cloud/stratus/fsm"
 	"github.com/stratus-cloud/stratus/hypervisor"
 	"github.com/stratus-cloud/stratus/hypervisor/agent"
@@ -26,6 +27,10 @@ type laggingCluster struct {
 
 	mu     sync.Mutex
 	behind []laggedEntry // committed on the leader, not applied here yet
+	// readTrails makes a consistent read catch up with nothing, as one
+	// answered by a leader whose state machine trails the commits its
+	// followers applied.
+	readTrails bool
 }
 
 type laggedEntry struct {
@@ -68,16 +73,27 @@ func (l *laggingCluster) Apply(ctx context.Context, t fsm.MessageType, body any)
 }
 
 func (l *laggingCluster) ConsistentRead(ctx context.Context) error {
+	if !l.readTrails {
+		l.catchUp()
+	}
+	return l.fakeCluster.ConsistentRead(ctx)
+}
+
+// catchUp applies every entry the leader committed.
+func (l *laggingCluster) catchUp() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, e := range l.behind {
 		_ = l.follower.ApplyCommand(e.index, e.t, e.body) // refused entries are refused here too
 	}
 	l.behind = nil
-	return l.fakeCluster.ConsistentRead(ctx)
 }
 
 func (l *laggingCluster) State() *fsm.Store { return l.follower.State() }
+
+func (l *laggingCluster) Status() cluster.Status {
+	return cluster.Status{ID: "fake", Role: "follower", AppliedIndex: l.follower.AppliedIndex()}
+}
 
 // TestReportOnLaggingServerKeepsNewVM: a host's agent reports three VMs
 // it just started, in one batch, to a server that lags behind the leader
@@ -136,5 +152,57 @@ func TestReportOnLaggingServerKeepsNewVM(t *testing.T) {
 		if v.ObservedHostID != h.ID || v.ObservedPower != fsm.PowerOn {
 			t.Errorf("VM %s after the report: observed on %q power %q, want %s and %s", id, v.ObservedHostID, v.ObservedPower, h.ID, fsm.PowerOn)
 		}
+	}
+}
+
+// TestReportWaitsForTheStateTheAgentActedOn: the agent started a VM
+// another server had just placed on its host and reports it, with the
+// desired-state index it acted on, to a server that has not applied that
+// placement yet and whose consistent read does not bring it either (the
+// read index came from a leader whose state machine trails what its
+// followers applied). The server waits until it applied the agent's
+// index and records the report instead of dropping it.
+func TestReportWaitsForTheStateTheAgentActedOn(t *testing.T) {
+	f := newPollFixture(t, 2)
+	h := f.hosts[0]
+	lag := newLaggingCluster(t, f.c)
+	lag.readTrails = true
+	s := New(Config{Cluster: lag, Version: "test", Now: func() time.Time { return fixedNow }})
+
+	placed := f.vms[h.ID].Copy()
+	placed.ID, placed.Name, placed.DisplayName, placed.InstanceName = "ffffffff-1111-4000-8000-000000000000", "vm-new", "vm-new", "i-new"
+	placed.State, placed.Indexes = fsm.VMStarting, fsm.Indexes{}
+	index, err := lag.Apply(context.Background(), fsm.TxnRequestType, fsm.TxnRequest{Ops: []fsm.TxnOp{fsm.Create(fsm.TableVMs, placed)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := json.Marshal(agent.Report{HostID: h.ID, Index: index, VMs: []agent.VMReport{{ID: placed.ID, Power: hypervisor.PowerRunning}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan *httptest.ResponseRecorder)
+	go func() {
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, agentRequest(context.Background(), h, http.MethodPost, agent.PathReport, body, "report-1"))
+		done <- rec
+	}()
+	// The server catches up once the report went through its consistent
+	// read, which brought nothing.
+	waitFor(t, "the report's consistent read", func() bool {
+		lag.fakeCluster.mu.Lock()
+		defer lag.fakeCluster.mu.Unlock()
+		return lag.fakeCluster.reads > 0
+	})
+	lag.catchUp()
+	rec := <-done
+	if rec.Code != http.StatusOK {
+		t.Fatalf("report: %d %s", rec.Code, rec.Body.String())
+	}
+	v, err := fsm.Get[fsm.VM](f.c.State(), nil, fsm.TableVMs, placed.ID)
+	if err != nil || v == nil {
+		t.Fatalf("VM on the leader: %v", err)
+	}
+	if v.ObservedHostID != h.ID || v.ObservedPower != fsm.PowerOn {
+		t.Errorf("VM after the report: observed on %q power %q, want %s and %s", v.ObservedHostID, v.ObservedPower, h.ID, fsm.PowerOn)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -124,6 +125,9 @@ type Agent struct {
 
 	rep *reporter
 	rec *reconciler
+	// seenIndex is the highest desired-state index read in this
+	// session; reports carry it (Report.Index).
+	seenIndex atomic.Uint64
 }
 
 // hostRecord is host.json.
@@ -265,6 +269,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		a.rep.resetSent()
 		a.rec.newSession()
+		a.seenIndex.Store(0) // the servers may have been restored
 		sctx, cancel := context.WithCancel(ctx)
 		var sw sync.WaitGroup
 		sw.Go(func() { a.heartbeatLoop(sctx) })

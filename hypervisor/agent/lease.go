@@ -254,8 +254,15 @@ func (a *Agent) saveLease(sent time.Time, ttl time.Duration) {
 }
 
 // noteDesired remembers the peers and HA VMs of a desired state: the
-// monitor fences by them when the lease runs out.
+// monitor fences by them when the lease runs out. It also raises the
+// index reports carry to d's.
 func (a *Agent) noteDesired(d *Desired) {
+	for {
+		seen := a.seenIndex.Load()
+		if d.Index <= seen || a.seenIndex.CompareAndSwap(seen, d.Index) {
+			break
+		}
+	}
 	ha, known := map[string]bool{}, map[string]bool{}
 	for i := range d.VMs {
 		vm := &d.VMs[i]

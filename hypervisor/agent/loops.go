@@ -433,7 +433,7 @@ func (r *reporter) run(ctx context.Context) {
 		}
 		var resp ReportResponse
 		err := a.client.Do(ctx, creds, Call{Method: http.MethodPost, Path: PathReport,
-			In: Report{HostID: creds.HostID, VMs: vms, Volumes: vols}, Out: &resp})
+			In: Report{HostID: creds.HostID, VMs: vms, Volumes: vols, Index: a.seenIndex.Load()}, Out: &resp})
 		switch {
 		case ctx.Err() != nil:
 			return

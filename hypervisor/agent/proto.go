@@ -201,6 +201,13 @@ type Report struct {
 	HostID  string         `json:"host_id"`
 	VMs     []VMReport     `json:"vms,omitempty"`
 	Volumes []VolumeReport `json:"volumes,omitempty"`
+	// Index is the highest desired-state index the agent had read when
+	// it sent the report: what it reports it did for that state or an
+	// older one. A server whose state is older may not know a VM the
+	// agent started yet; it waits for that index before it drops such a
+	// report (the agent never sends an acknowledged report again).
+	// 0: not known.
+	Index uint64 `json:"index,omitempty"`
 }
 
 // VMReport is the observed state of one VM on the reporting host.
