@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/hashicorp/raft"
 )
 
 // ConsistentRead returns once this node's state includes every write that
@@ -39,12 +41,13 @@ func (n *Node) fetchReadIndex(ctx context.Context) (uint64, error) {
 		if !n.Established() {
 			return 0, ErrNotReady
 		}
-		// The leader's applied index, not raft's commit index: raft never hands
-		// barriers and no-ops to the FSM, so a commit index can name an entry
-		// the FSM will never report applied. Every acknowledged write is a
-		// command this leader has applied (its own writes answer after they
-		// apply; earlier leaders' were applied by the establish barrier).
-		idx := n.fsm.AppliedIndex()
+		// The commit index, as the read-index protocol has it: a follower
+		// may already have applied, and answered from, entries this leader's
+		// FSM has not reached yet, and a read must not go back behind what
+		// any read saw. Raft hands the FSM no no-ops or barriers, though, so
+		// the index read is the newest entry up to the commit index that the
+		// FSM will report applied.
+		idx := n.readIndexAt(n.raft.CommitIndex(), n.fsm.AppliedIndex())
 		if err := n.raft.VerifyLeader().Error(); err != nil {
 			return 0, fmt.Errorf("%w: %w", ErrNotLeader, err)
 		}
@@ -65,6 +68,23 @@ func (n *Node) fetchReadIndex(ctx context.Context) (uint64, error) {
 		return 0, err
 	}
 	return reply.Index, nil
+}
+
+// readIndexAt returns the newest log entry at or below commit that the
+// FSM is handed (a command or a configuration change), and applied when
+// none above it is (or the log no longer holds them: a compacted entry is
+// at or below the last snapshot, so at or below applied).
+func (n *Node) readIndexAt(commit, applied uint64) uint64 {
+	for i := commit; i > applied; i-- {
+		var l raft.Log
+		if err := n.store.GetLog(i, &l); err != nil {
+			return applied
+		}
+		if l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {
+			return i
+		}
+	}
+	return applied
 }
 
 // batcher runs fn for many concurrent callers at once. A caller that arrives
