@@ -37,41 +37,28 @@ func (s *Server) agentDesired(c *agentCall) (any, *agentError) {
 	ctx, cancel := context.WithTimeout(c.req.Context(), wait)
 	defer cancel()
 	for {
-		w := newDesiredWatch()
+		// The host's channel is taken before the state is read: a commit
+		// this read misses closes it.
 		st := s.c.State()
-		d, err := desiredOf(st, w, c.host.ID)
+		ws := memdb.NewWatchSet()
+		ws.Add(st.HostChanged(c.host.ID))
+		ws.Add(st.Abandoned())
+		d, err := desiredOf(st, ws, c.host.ID)
 		if err != nil {
 			return nil, agentErr(http.StatusInternalServerError, "desired state: %v", err)
 		}
-		if d.Index > since || !w.wait(ctx, st, c.host.ID) {
+		if d.Index > since || ws.WatchCtx(ctx) != nil {
 			return d, nil
 		}
 	}
 }
 
-// desiredWatch is what a desired-state poll waits on. An idle poll costs
-// its request's goroutine and this set: no goroutine of its own while the
-// set holds at most 32 channels (memdb watches those in the caller's
-// goroutine), which is a host with up to about 25 VMs.
-//
-// The rows of the host's desired state are watched exactly. A lookup of
-// one of the host's VM indexes that finds nothing cannot be: memdb's radix
-// tree has no node for the host's key, so it hands out the channel of the
-// nearest node above it, which closes at changes of other hosts' VMs (for
-// the migrate_to index, nearly empty, the whole index's root: every
-// migration anywhere). Those channels go to coarse. When only a coarse one
-// closed, the poll looks the empty indexes up again, which is cheap, and
-// goes back to sleep unless the host has rows there now; it recomputes
-// its desired state only for changes of its own rows.
-type desiredWatch struct {
-	exact  memdb.WatchSet
-	coarse memdb.WatchSet
-	empty  []string // the VM indexes that found no row of the host
-}
-
-func newDesiredWatch() *desiredWatch {
-	return &desiredWatch{exact: memdb.NewWatchSet(), coarse: memdb.NewWatchSet()}
-}
+// An idle desired-state poll costs its request's goroutine and a watch
+// set of a few channels, which memdb waits on in that goroutine: the
+// store's channel for the host (fsm.Store.HostChanged: closed by a commit
+// that changes a VM placed on, migrating to or last on the host, or the
+// host's row) and the rows of the VMs' volumes. A change elsewhere in the
+// cloud wakes no poll but those of the hosts it names.
 
 // desiredReads counts the desired states computed, so a test can tell
 // which polls a change woke.
@@ -80,62 +67,12 @@ var desiredReads atomic.Uint64
 // desiredIndexes are the VM indexes a host's desired state is read by.
 var desiredIndexes = []string{"host", "migrate_to", "last_host"}
 
-// wait blocks until a row of the host's desired state may have changed
-// (true), or ctx ends (false). A restore of the store wakes it too.
-func (w *desiredWatch) wait(ctx context.Context, st *fsm.Store, hostID string) bool {
-	for {
-		all := memdb.NewWatchSet()
-		for ch := range w.exact {
-			all.Add(ch)
-		}
-		for ch := range w.coarse {
-			all.Add(ch)
-		}
-		all.Add(st.Abandoned())
-		if err := all.WatchCtx(ctx); err != nil {
-			return false
-		}
-		if closed(st.Abandoned()) || anyClosed(w.exact) {
-			return true
-		}
-		coarse := memdb.NewWatchSet()
-		for _, index := range w.empty {
-			vms, err := fsm.List[fsm.VM](st, coarse, fsm.TableVMs, index, hostID)
-			if err != nil || len(vms) > 0 {
-				return true
-			}
-		}
-		w.coarse = coarse
-	}
-}
-
-func closed(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
-}
-
-func anyClosed(ws memdb.WatchSet) bool {
-	for ch := range ws {
-		if closed(ch) {
-			return true
-		}
-	}
-	return false
-}
-
-// desiredOf reads the desired state of a host; w (nil: nothing watched)
-// gets the channels that close when it changes.
-func desiredOf(st *fsm.Store, w *desiredWatch, hostID string) (*agent.Desired, error) {
+// desiredOf reads the desired state of a host; ws (nil: nothing watched)
+// gets the channels of the volume rows it read. Changes of the host's VMs
+// are the host's channel's to signal (see above).
+func desiredOf(st *fsm.Store, ws memdb.WatchSet, hostID string) (*agent.Desired, error) {
 	desiredReads.Add(1)
-	var ws memdb.WatchSet
-	if w != nil {
-		ws = w.exact
-	}
-	h, err := fsm.Get[fsm.Host](st, ws, fsm.TableHosts, hostID)
+	h, err := fsm.Get[fsm.Host](st, nil, fsm.TableHosts, hostID)
 	if err != nil || h == nil {
 		return nil, err
 	}
@@ -156,22 +93,9 @@ func desiredOf(st *fsm.Store, w *desiredWatch, hostID string) (*agent.Desired, e
 	}
 	seen := map[string]bool{}
 	for _, index := range desiredIndexes {
-		var lws memdb.WatchSet
-		if w != nil {
-			lws = memdb.NewWatchSet()
-		}
-		vms, err := fsm.List[fsm.VM](st, lws, fsm.TableVMs, index, hostID)
+		vms, err := fsm.List[fsm.VM](st, nil, fsm.TableVMs, index, hostID)
 		if err != nil {
 			return nil, err
-		}
-		if w != nil {
-			into := w.exact
-			if len(vms) == 0 {
-				into, w.empty = w.coarse, append(w.empty, index)
-			}
-			for ch := range lws {
-				into.Add(ch)
-			}
 		}
 		for _, v := range vms {
 			if seen[v.ID] {

@@ -119,11 +119,11 @@ type pollAnswer struct {
 
 // TestIdleDesiredPollsWakeOnlyTheirHost: 2,000 agents' desired-state
 // polls block, half of them for hosts with a VM, half for hosts without.
-// A change of host A's VM answers A's poll, and only A's: no other poll
-// answers, and no other host's desired state is even computed again (a
-// poll woken by a change elsewhere in memdb's radix tree looks its empty
-// indexes up and sleeps again). Every idle poll costs its request's
-// goroutine and no other.
+// A change of host A's VM answers A's poll, and only A's; a VM placed on
+// host B, which had none, answers B's; a VM that starts migrating to host
+// C answers C's and its source's. No other poll answers, and no other
+// host's desired state is even computed again. Every idle poll costs its
+// request's goroutine and no other.
 func TestIdleDesiredPollsWakeOnlyTheirHost(t *testing.T) {
 	const n = 2000
 	f := newPollFixture(t, n)
@@ -191,8 +191,26 @@ func TestIdleDesiredPollsWakeOnlyTheirHost(t *testing.T) {
 	if got.host != b.ID || got.code != http.StatusOK || len(got.d.VMs) != 1 || got.d.VMs[0].ID != placed.ID {
 		t.Fatalf("answer after a VM was placed on B: host %s code %d %+v", got.host, got.code, got.d)
 	}
-	if r := desiredReads.Load() - reads; r != 2 {
-		t.Errorf("two changes computed %d desired states, want 2 (A's and B's)", r)
+	src, dst := f.hosts[0], f.hosts[13]
+	migrating := f.vms[src.ID].Copy()
+	migrating.MigrateTo = dst.ID
+	f.commit(t, fsm.Update(fsm.TableVMs, migrating))
+	woke := map[string]agent.Desired{}
+	for range 2 {
+		got = <-answers
+		if got.code != http.StatusOK {
+			t.Fatalf("answer after a migration started: host %s code %d", got.host, got.code)
+		}
+		woke[got.host] = got.d
+	}
+	if d, ok := woke[dst.ID]; !ok || len(d.VMs) != 1 || !d.VMs[0].Incoming {
+		t.Errorf("migration target's answer: %+v (answered: %v)", d, ok)
+	}
+	if d, ok := woke[src.ID]; !ok || len(d.VMs) != 1 || d.VMs[0].MigrateTo != dst.ID {
+		t.Errorf("migration source's answer: %+v (answered: %v)", d, ok)
+	}
+	if r := desiredReads.Load() - reads; r != 4 {
+		t.Errorf("three changes computed %d desired states, want 4 (A's, B's, and the migration's two hosts)", r)
 	}
 	if len(answers) != 0 {
 		t.Fatalf("%d other polls answered", len(answers))

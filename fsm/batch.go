@@ -64,7 +64,7 @@ type batch struct {
 
 func (b *batch) open() *memdb.Txn {
 	if b.txn == nil {
-		b.txn = b.s.db.Txn(true)
+		b.txn = b.s.writeTxn()
 	}
 	return b.txn
 }

@@ -114,7 +114,7 @@ func (s *Store) Settings(ws memdb.WatchSet) ([]*Setting, error) {
 }
 
 func (s *Store) setSetting(index uint64, req *ConfigSetRequest) error {
-	txn := s.db.Txn(true)
+	txn := s.writeTxn()
 	defer txn.Abort()
 	st := req.Setting
 	existing, err := first[Setting](txn, nil, tableSettings, "id", st.Name)

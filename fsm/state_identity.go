@@ -43,7 +43,7 @@ func (s *Store) Users(ws memdb.WatchSet) ([]*User, error) {
 }
 
 func (s *Store) setUserKeys(index uint64, req *UserKeysSetRequest) error {
-	txn := s.db.Txn(true)
+	txn := s.writeTxn()
 	defer txn.Abort()
 	u, err := first[User](txn, nil, tableUsers, "id", req.UserID)
 	if err != nil {

@@ -18,6 +18,7 @@ type Store struct {
 	// it would never fire again (see Changed and Watch).
 	abandoned   chan struct{}
 	abandonOnce *sync.Once
+	hosts       *hostWatches // shared by the store's snapshots
 }
 
 // NewStore returns an empty store.
@@ -26,12 +27,12 @@ func NewStore() *Store {
 	if err != nil {
 		panic(fmt.Sprintf("fsm: new memdb: %v", err))
 	}
-	return &Store{db: db, abandoned: make(chan struct{}), abandonOnce: new(sync.Once)}
+	return &Store{db: db, abandoned: make(chan struct{}), abandonOnce: new(sync.Once), hosts: newHostWatches()}
 }
 
 // Snapshot returns a point-in-time, read-only view of the store.
 func (s *Store) Snapshot() *Store {
-	return &Store{db: s.db.Snapshot(), abandoned: s.abandoned, abandonOnce: s.abandonOnce}
+	return &Store{db: s.db.Snapshot(), abandoned: s.abandoned, abandonOnce: s.abandonOnce, hosts: s.hosts}
 }
 
 // insert stores obj after stamping its indexes: ModifyIndex is always index,
@@ -82,7 +83,7 @@ func (s *Store) Meta(ws memdb.WatchSet) (*Meta, error) {
 
 // bootstrap seeds the cluster; see BootstrapRequest.
 func (s *Store) bootstrap(index uint64, req *BootstrapRequest) error {
-	txn := s.db.Txn(true)
+	txn := s.writeTxn()
 	defer txn.Abort()
 	existing, err := first[Meta](txn, nil, tableMeta, "id", true)
 	if err != nil {

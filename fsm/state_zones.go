@@ -22,7 +22,7 @@ func (s *Store) Zones(ws memdb.WatchSet) ([]*Zone, error) {
 }
 
 func (s *Store) upsertZone(index uint64, req *ZoneUpsertRequest) error {
-	txn := s.db.Txn(true)
+	txn := s.writeTxn()
 	defer txn.Abort()
 	z := req.Zone.Copy()
 	existing, err := first[Zone](txn, nil, tableZones, "id", z.ID)
@@ -54,7 +54,7 @@ func (s *Store) upsertZone(index uint64, req *ZoneUpsertRequest) error {
 }
 
 func (s *Store) deleteZone(index uint64, id string) error {
-	txn := s.db.Txn(true)
+	txn := s.writeTxn()
 	defer txn.Abort()
 	existing, err := first[Zone](txn, nil, tableZones, "id", id)
 	if err != nil {

@@ -73,7 +73,7 @@ func mustJSON(v any) json.RawMessage {
 }
 
 func (s *Store) applyTxn(index uint64, req *TxnRequest) error {
-	txn := s.db.Txn(true)
+	txn := s.writeTxn()
 	defer txn.Abort()
 	if _, err := applyOps(txn, index, req.Ops); err != nil {
 		return err
