@@ -92,13 +92,17 @@ func measureScaleLists(t *testing.T, c *testCluster, api *scaleAPI, z *scaleZone
 }
 
 // procRSS reads VmRSS of pid in bytes, 0 if unknown.
-func procRSS(pid int) int64 {
+func procRSS(pid int) int64 { return procStatusBytes(pid, "VmRSS") }
+
+// procStatusBytes reads a "kB" field of /proc/<pid>/status (VmRSS,
+// RssAnon, RssFile, ...) in bytes, 0 if unknown.
+func procStatusBytes(pid int, field string) int64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			f := strings.Fields(v)
 			if len(f) == 2 {
 				kb, _ := strconv.ParseInt(f[0], 10, 64)
@@ -321,13 +325,89 @@ func (p *profiler) cpu(phase string, c *testCluster, delay time.Duration) func()
 	}
 }
 
-// pprofTop is `go tool pprof -top` of a profile, cut to 25 lines.
-func pprofTop(bin, file string) string {
+// serverMemory is where a server's memory goes: its RSS split by the
+// kernel into private and file-backed pages, and the Go runtime's own
+// figures, read right after it.
+type serverMemory struct {
+	Server  string `json:"server"`
+	RSS     int64  `json:"rss_bytes"`
+	RSSAnon int64  `json:"rss_anon_bytes"` // private: the Go heap, stacks, runtime metadata
+	RSSFile int64  `json:"rss_file_bytes"` // file-backed: the mmapped raft.db (BoltDB), the binary
+	// HeapHeld is the Go heap the runtime has from the OS and has not
+	// given back (HeapSys - HeapReleased), live or not.
+	HeapHeld int64 `json:"heap_held_bytes"`
+	// Rest is RSS - HeapHeld: mmapped files, stacks, runtime metadata.
+	Rest    int64    `json:"rest_bytes"`
+	Stats   memStats `json:"memstats"`
+	Profile string   `json:"heap_profile,omitempty"`
+	Err     string   `json:"error,omitempty"`
+}
+
+// heap reads where the memory of every running server of c goes and
+// saves a heap profile of each to the profile directory. The MemStats
+// come from a text heap profile taken after a forced GC (gc=1), so
+// HeapAlloc is the live heap rather than live plus garbage; the binary
+// profile is fetched after it, so its in-use figures are of that GC too.
+func (p *profiler) heap(c *testCluster) []serverMemory {
+	if err := os.MkdirAll(p.dir, 0o755); err != nil {
+		p.t.Logf("e2e: heap profiles: %v", err)
+	}
+	var out []serverMemory
+	for _, s := range c.servers {
+		if !s.running() {
+			continue
+		}
+		m := serverMemory{Server: s.id, RSS: procRSS(s.pid()),
+			RSSAnon: procStatusBytes(s.pid(), "RssAnon"), RSSFile: procStatusBytes(s.pid(), "RssFile")}
+		if err := p.heapOf(c, s, &m); err != nil {
+			m.Err = err.Error()
+			p.t.Logf("e2e: heap of %s: %v", s.id, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// heapOf fills m's runtime figures and heap profile from server s.
+func (p *profiler) heapOf(c *testCluster, s *server, m *serverMemory) error {
+	text, err := fetchPprof(s, "/debug/pprof/heap?debug=1&gc=1", time.Minute)
+	if err != nil {
+		return err
+	}
+	txt := filepath.Join(p.dir, "scale-heap-"+s.id+".txt")
+	if err := os.WriteFile(txt, text, 0o644); err != nil {
+		return fmt.Errorf("save text heap profile: %w", err)
+	}
+	if m.Stats, err = parseMemStats(string(text)); err != nil {
+		return fmt.Errorf("%s: %w", txt, err)
+	}
+	m.HeapHeld = m.Stats.HeapSys - m.Stats.HeapReleased
+	m.Rest = m.RSS - m.HeapHeld
+	p.t.Logf("e2e: memory of %s: RSS %s (anon %s, file %s), live heap %s, heap held from the OS %s, rest %s; text heap profile %s",
+		s.id, mib(m.RSS), mib(m.RSSAnon), mib(m.RSSFile), mib(m.Stats.HeapAlloc), mib(m.HeapHeld), mib(m.Rest), txt)
+	prof, err := fetchPprof(s, "/debug/pprof/heap", time.Minute)
+	if err != nil {
+		return err
+	}
+	m.Profile = filepath.Join(p.dir, "scale-heap-"+s.id+".pprof")
+	if err := os.WriteFile(m.Profile, prof, 0o644); err != nil {
+		return fmt.Errorf("save heap profile: %w", err)
+	}
+	p.files = append(p.files, m.Profile)
+	p.t.Logf("e2e: heap profile %s, in use by function:\n%s", m.Profile,
+		pprofTop(c.bin, m.Profile, "-sample_index=inuse_space"))
+	return nil
+}
+
+// pprofTop is `go tool pprof -top` of a profile, cut to 25 lines; args
+// are more pprof flags (a heap profile's -sample_index).
+func pprofTop(bin, file string, args ...string) string {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		return "(go not found: " + err.Error() + ")"
 	}
-	out, err := exec.Command(goBin, "tool", "pprof", "-top", "-nodecount=25", bin, file).CombinedOutput()
+	argv := append(append([]string{"tool", "pprof", "-top"}, args...), "-nodecount=25", bin, file)
+	out, err := exec.Command(goBin, argv...).CombinedOutput()
 	if err != nil {
 		return fmt.Sprintf("(pprof: %v: %s)", err, out)
 	}

@@ -31,6 +31,7 @@ type scaleReport struct {
 	RSSAfterHosts map[string]int64         `json:"rss_after_hosts_bytes"`
 	RSS           map[string]int64         `json:"rss_after_deploy_bytes"`
 	RSSEnd        map[string]int64         `json:"rss_end_bytes"`
+	Memory        []serverMemory           `json:"memory_after_deploy"`
 	Snapshot      scaleSnapshot            `json:"snapshot"`
 	Failover      []failoverRun            `json:"-"`
 	FailoverRuns  []scaleFailover          `json:"failover"`
@@ -149,6 +150,9 @@ func (r *scaleReport) print(t *testing.T, cfg scaleConfig) {
 		}
 		fmt.Fprintf(&sb, "| %s | %s |\n", phase.name, strings.Join(parts, ", "))
 	}
+	for _, m := range r.Memory {
+		fmt.Fprintf(&sb, "| %s |\n", m.row())
+	}
 	fmt.Fprintf(&sb, "| snapshot save (operator, from the leader) | %s in %s %s |\n", mib(r.Snapshot.Bytes), fmtDur(r.Snapshot.Duration), r.Snapshot.Err)
 	for i, f := range r.FailoverRuns {
 		fmt.Fprintf(&sb, "| failover %d: kill -9 %s -> first write via %s | %s (errors %v; killed server ready again after %s) |\n",
@@ -168,7 +172,7 @@ func (r *scaleReport) print(t *testing.T, cfg scaleConfig) {
 	}
 	sb.WriteString(r.goals())
 	if len(r.Profiles) > 0 {
-		fmt.Fprintf(&sb, "\nCPU profiles (go tool pprof -top %s FILE):\n", "bin/stratus")
+		fmt.Fprintf(&sb, "\nProfiles (go tool pprof -top bin/stratus FILE; a scale-heap one with -sample_index=inuse_space):\n")
 		for _, p := range r.Profiles {
 			fmt.Fprintf(&sb, "- %s\n", p)
 		}
@@ -181,6 +185,18 @@ func (r *scaleReport) print(t *testing.T, cfg scaleConfig) {
 			t.Errorf("write %s: %v", cfg.outPath, err)
 		}
 	}
+}
+
+// row is a server's memory as a row of the report's table.
+func (m serverMemory) row() string {
+	name := fmt.Sprintf("memory of %s after the deploys: RSS / live heap (HeapAlloc after a GC) / heap held from the OS (HeapSys - HeapReleased) / rest (RSS - held)", m.Server)
+	if m.Err != "" {
+		return fmt.Sprintf("%s | RSS %s; runtime figures not read: %s", name, mib(m.RSS), m.Err)
+	}
+	st := m.Stats
+	return fmt.Sprintf("%s | %s / %s / %s / %s (RSS file-backed %s: mmapped raft.db, the binary; runtime outside the heap %s, of it stacks %s; %d GCs, %.1f%% of CPU in GC)",
+		name, mib(m.RSS), mib(st.HeapAlloc), mib(m.HeapHeld), mib(m.Rest), mib(m.RSSFile),
+		mib(st.Sys-st.HeapSys), mib(st.StackSys), st.NumGC, 100*st.GCCPUFraction)
 }
 
 // goals compares the figures with the goals of issue 7.

@@ -185,6 +185,7 @@ func TestBenchmarkScale(t *testing.T) {
 	rep.VMsRunning, _ = api.count(c.servers[0], c.keys, "listVirtualMachines", url.Values{"listall": {"true"}, "state": {"Running"}})
 	rep.Lists = measureScaleLists(t, c, api, z, cfg, prof)
 	rep.RSS = measureRSS(c, sim)
+	rep.Memory = prof.heap(c)
 	rep.Snapshot = measureScaleSnapshot(t, c)
 	rep.Failover = measureScaleFailover(t, c, cfg)
 	rep.Join = measureScaleJoin(t, c, cfg)
