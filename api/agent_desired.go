@@ -43,7 +43,7 @@ func (s *Server) agentDesired(c *agentCall) (any, *agentError) {
 		ws := memdb.NewWatchSet()
 		ws.Add(st.HostChanged(c.host.ID))
 		ws.Add(st.Abandoned())
-		d, err := desiredOf(st, ws, c.host.ID)
+		d, err := s.desiredOf(st, ws, c.host.ID, q.Get("peers"))
 		if err != nil {
 			return nil, agentErr(http.StatusInternalServerError, "desired state: %v", err)
 		}
@@ -69,26 +69,31 @@ var desiredIndexes = []string{"host", "migrate_to", "last_host"}
 
 // desiredOf reads the desired state of a host; ws (nil: nothing watched)
 // gets the channels of the volume rows it read. Changes of the host's VMs
-// are the host's channel's to signal (see above).
-func desiredOf(st *fsm.Store, ws memdb.WatchSet, hostID string) (*agent.Desired, error) {
+// are the host's channel's to signal (see above). peersTag is the tag of
+// the peer list the agent holds: when it is current the answer says so
+// instead of listing the peers.
+func (s *Server) desiredOf(st *fsm.Store, ws memdb.WatchSet, hostID, peersTag string) (*agent.Desired, error) {
 	desiredReads.Add(1)
 	h, err := fsm.Get[fsm.Host](st, nil, fsm.TableHosts, hostID)
 	if err != nil || h == nil {
 		return nil, err
 	}
 	d := &agent.Desired{Index: h.ModifyIndex, HostState: h.State, ResourceState: h.ResourceState, VMs: []agent.DesiredVM{}}
-	// Peers are read without watching them and do not move the index: a
-	// peer's row changes with every placement on it (its allocated
-	// figures), and waking every agent of the cluster for that would cost
-	// far more than it is worth. An agent needs its peers only once its
-	// lease is lost, and any desired answer carries the current list.
-	peers, err := fsm.List[fsm.Host](st, nil, fsm.TableHosts, "cluster", h.ClusterID)
+	// Peers do not move the index: a change of them wakes no poll, and
+	// an agent needs them only once its lease is lost; any answer carries
+	// the current list.
+	members, tag, err := s.peers.of(s.c.State, h.ClusterID)
 	if err != nil {
 		return nil, err
 	}
-	for _, p := range peers {
-		if p.ID != h.ID && p.StatusURL != "" {
-			d.Peers = append(d.Peers, agent.Peer{HostID: p.ID, Name: p.Name, StatusURL: p.StatusURL})
+	d.PeersTag = tag
+	if peersTag != "" && peersTag == tag {
+		d.PeersSame = true
+	} else {
+		for _, p := range members {
+			if p.HostID != h.ID {
+				d.Peers = append(d.Peers, p)
+			}
 		}
 	}
 	seen := map[string]bool{}

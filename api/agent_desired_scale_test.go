@@ -130,7 +130,7 @@ func TestIdleDesiredPollsWakeOnlyTheirHost(t *testing.T) {
 	s, st := f.s, f.c.State()
 	since := map[string]uint64{}
 	for _, h := range f.hosts {
-		d, err := desiredOf(st, nil, h.ID)
+		d, err := s.desiredOf(st, nil, h.ID, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -238,7 +238,7 @@ func BenchmarkIdleDesiredPoll(b *testing.B) {
 		reads := desiredReads.Load()
 		var wg sync.WaitGroup
 		for j, h := range f.hosts {
-			d, _ := desiredOf(st, nil, h.ID)
+			d, _ := f.s.desiredOf(st, nil, h.ID, "")
 			uri := fmt.Sprintf("%s?index=%d&wait=60000", agent.PathDesired, d.Index)
 			req := agentRequest(ctx, h, http.MethodGet, uri, nil, fmt.Sprintf("bench-%d-%d", i, j))
 			req.RequestURI, req.URL.Scheme, req.URL.Host, req.Host = "", "http", srv.Listener.Addr().String(), ""

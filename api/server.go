@@ -64,6 +64,7 @@ type Server struct {
 	forwardClient *http.Client
 	ops           operatorRoutes
 	replays       replayGuard
+	peers         peerCache // agents' peer lists by cluster
 }
 
 // New builds the server and its routes.

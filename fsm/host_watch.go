@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"sync"
+	"sync/atomic"
 
 	memdb "github.com/hashicorp/go-memdb"
 )
@@ -28,10 +29,40 @@ import (
 type hostWatches struct {
 	mu    sync.Mutex
 	chans map[string]chan struct{}
+	// gens are the clusters' membership generations (see PeersGen).
+	gens map[string]uint64
+	base uint64
 }
 
+// genSeq numbers membership generations across every store of the
+// process, so a generation read from a store a restore replaced never
+// equals one of the new store.
+var genSeq atomic.Uint64
+
 func newHostWatches() *hostWatches {
-	return &hostWatches{chans: map[string]chan struct{}{}}
+	return &hostWatches{chans: map[string]chan struct{}{}, gens: map[string]uint64{}, base: genSeq.Add(1)}
+}
+
+// PeersGen returns the membership generation of a cluster: it changes at
+// every commit that adds a host to the cluster, removes one, or changes a
+// host's name or status URL (what an agent's peer list holds), and at
+// nothing else, so a list of the cluster's peers built after reading the
+// generation stays current while it is unchanged. Generations are only
+// compared within one process.
+func (s *Store) PeersGen(clusterID string) uint64 {
+	w := s.hosts
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if g, ok := w.gens[clusterID]; ok {
+		return g
+	}
+	return w.base
+}
+
+// peerFieldsDiffer reports whether a host change matters to peer lists.
+func peerFieldsDiffer(before, after *Host) bool {
+	return before == nil || after == nil || before.ClusterID != after.ClusterID ||
+		before.Name != after.Name || before.StatusURL != after.StatusURL
 }
 
 // HostChanged returns a channel closed at the next commit that changes a
@@ -54,9 +85,6 @@ func (s *Store) HostChanged(hostID string) <-chan struct{} {
 func (w *hostWatches) notify(changes memdb.Changes) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if len(w.chans) == 0 {
-		return
-	}
 	wake := func(id string) {
 		if id == "" {
 			return
@@ -77,9 +105,14 @@ func (w *hostWatches) notify(changes memdb.Changes) {
 				}
 			}
 		case TableHosts:
-			for _, o := range []any{c.Before, c.After} {
-				if h, ok := o.(*Host); ok && h != nil {
+			before, _ := c.Before.(*Host)
+			after, _ := c.After.(*Host)
+			for _, h := range []*Host{before, after} {
+				if h != nil {
 					wake(h.ID)
+					if peerFieldsDiffer(before, after) {
+						w.gens[h.ClusterID] = genSeq.Add(1)
+					}
 				}
 			}
 		}

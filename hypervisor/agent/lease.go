@@ -83,6 +83,7 @@ type leaseState struct {
 	decision     string          // the monitor's last decision for the current loss
 	fencedDoms   map[string]bool // domains the agent killed in a self-fence
 	peers        []Peer
+	peersTag     string // the servers' tag of peers (Desired.PeersTag)
 	ha           map[string]bool
 	known        map[string]bool // every VM of the last desired state; nil: not recorded
 }
@@ -273,6 +274,13 @@ func (a *Agent) noteDesired(d *Desired) {
 	}
 	peers := append([]Peer(nil), d.Peers...)
 	a.mu.Lock()
+	if d.PeersSame {
+		// The servers' list is still the one this agent holds (it sent
+		// its tag): keep it.
+		peers = a.ls.peers
+	} else {
+		a.ls.peersTag = d.PeersTag
+	}
 	same := samePeers(a.ls.peers, peers) && sameSet(a.ls.ha, ha) && a.ls.known != nil && sameSet(a.ls.known, known)
 	a.ls.peers, a.ls.ha, a.ls.known = peers, ha, known
 	a.mu.Unlock()

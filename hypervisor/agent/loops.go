@@ -188,6 +188,9 @@ func (a *Agent) watchDesired(ctx context.Context) {
 		q := url.Values{}
 		q.Set("index", strconv.FormatUint(index, 10))
 		q.Set("wait", strconv.FormatInt(int64(MillisOf(wait)), 10))
+		if tag := a.heldPeersTag(); tag != "" {
+			q.Set("peers", tag)
+		}
 		var d Desired
 		err := a.client.Do(ctx, a.creds(), Call{Method: http.MethodGet, Path: PathDesired, Query: q, Out: &d, Timeout: wait + 15*time.Second})
 		switch {
@@ -214,6 +217,14 @@ func (a *Agent) watchDesired(ctx context.Context) {
 		}
 		a.offerDesired(&d)
 	}
+}
+
+// heldPeersTag is the tag of the peer list the agent holds, "" before a
+// desired answer named one.
+func (a *Agent) heldPeersTag() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.ls.peersTag
 }
 
 // reconnected makes the agent report everything again after the servers

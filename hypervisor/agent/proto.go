@@ -31,7 +31,7 @@ import (
 const (
 	PathRegister  = "/v1/agent/register"
 	PathHeartbeat = "/v1/agent/heartbeat"
-	PathDesired   = "/v1/agent/desired" // GET ?index=N&wait=ms: blocks until the desired state passes index
+	PathDesired   = "/v1/agent/desired" // GET ?index=N&wait=ms[&peers=tag]: blocks until the desired state passes index
 	PathReport    = "/v1/agent/report"
 )
 
@@ -133,6 +133,12 @@ type Desired struct {
 	// an agent that lost its lease asks them whether theirs is valid
 	// before it fences itself (see docs/ha.md).
 	Peers []Peer `json:"peers,omitempty"`
+	// PeersTag names the cluster's peer list (a hash of it: the same on
+	// every server). An agent that sends it back in the poll's "peers"
+	// parameter gets PeersSame and no Peers while the list is unchanged,
+	// which spares a large cluster's every answer its whole host list.
+	PeersTag  string `json:"peers_tag,omitempty"`
+	PeersSame bool   `json:"peers_same,omitempty"`
 }
 
 // Peer is another host of the cluster, as Desired lists it.
