@@ -11,6 +11,7 @@ import (
 	"github.com/stratus-cloud/stratus/fsm"
 	"github.com/stratus-cloud/stratus/hypervisor"
 	"github.com/stratus-cloud/stratus/hypervisor/agent"
+	"github.com/stratus-cloud/stratus/scheduler"
 )
 
 // agentReport commits what an agent observed. Reports about VMs the host
@@ -192,5 +193,13 @@ func vmReportOps(st *fsm.Store, hostID string, r agent.VMReport, now time.Time) 
 		return nil, nil
 	}
 	nv.ObservedAt = now
+	// A start this report completes is finished in the same commit.
+	started, err := scheduler.StartedOnReport(st, nv, now)
+	if err != nil {
+		return nil, err
+	}
+	if started != nil {
+		return append(ops, started...), nil
+	}
 	return append(ops, fsm.Update(fsm.TableVMs, nv)), nil
 }

@@ -134,6 +134,9 @@ func init() {
 			"create":  createOrder(),
 			"status":  {Indexer: &memdb.IntFieldIndex{Field: "Status"}},
 			"account": createdBy("AccountID", false, false), // oldest first, as "create"
+			// The jobs of a resource (a VM's start, which its host's report
+			// may finish: see scheduler.StartedOnReport).
+			"instance": optional("InstanceID"),
 		},
 	})
 	RegisterTable(TableDef{

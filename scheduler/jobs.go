@@ -245,6 +245,39 @@ func (r *Runner) step(ctx context.Context, job *fsm.AsyncJob) (s Step, err error
 // commit writes a step: its operations and the job's new state, in one
 // transaction that holds only if the job is unchanged since it was read.
 func (r *Runner) commit(ctx context.Context, job *fsm.AsyncJob, s Step) error {
+	// The job's own update goes first: a job changed meanwhile (finished
+	// by an agent's report, say) is refused as stale before any of the
+	// step's operations is judged.
+	ops := append([]fsm.TxnOp{fsm.Update(fsm.TableJobs, stepJob(job, s, r.now()))}, s.Ops...)
+	_, err := r.c.Apply(ctx, fsm.TxnRequestType, fsm.TxnRequest{Ops: ops})
+	if err != nil {
+		var se *fsm.StateError
+		if s.Done && s.Err == nil && errors.As(err, &se) && !errors.Is(se, fsm.ErrStale) {
+			// The step's own changes were refused (say, a name now taken):
+			// that is the job's failure, not a transient one.
+			return r.commit(ctx, job, Fail(431, "%s", se.Msg))
+		}
+		return fmt.Errorf("commit step %q of job %s: %w", s.Next, job.ID, err)
+	}
+	if s.Done {
+		r.logger.Info("job finished", "job", job.ID, "cmd", job.Cmd, "status", stepStatus(s))
+	}
+	return nil
+}
+
+// stepStatus is the job status a step leaves.
+func stepStatus(s Step) int {
+	switch {
+	case !s.Done:
+		return fsm.JobPending
+	case s.Err != nil:
+		return fsm.JobFailed
+	}
+	return fsm.JobSucceeded
+}
+
+// stepJob is the job as committing step s at now leaves it.
+func stepJob(job *fsm.AsyncJob, s Step, now time.Time) *fsm.AsyncJob {
 	next := job.Copy()
 	next.Step = s.Next
 	if len(s.Params) > 0 && next.Params == nil {
@@ -255,7 +288,7 @@ func (r *Runner) commit(ctx context.Context, job *fsm.AsyncJob, s Step) error {
 	}
 	next.Attempts++
 	if s.Done {
-		next.Completed = r.now().UTC()
+		next.Completed = now.UTC()
 		next.ProcStatus = 0
 		switch {
 		case s.Err != nil:
@@ -270,21 +303,7 @@ func (r *Runner) commit(ctx context.Context, job *fsm.AsyncJob, s Step) error {
 			next.Result = mustJSON(result)
 		}
 	}
-	ops := append(append([]fsm.TxnOp{}, s.Ops...), fsm.Update(fsm.TableJobs, next))
-	_, err := r.c.Apply(ctx, fsm.TxnRequestType, fsm.TxnRequest{Ops: ops})
-	if err != nil {
-		var se *fsm.StateError
-		if s.Done && s.Err == nil && errors.As(err, &se) && !errors.Is(se, fsm.ErrStale) {
-			// The step's own changes were refused (say, a name now taken):
-			// that is the job's failure, not a transient one.
-			return r.commit(ctx, job, Fail(431, "%s", se.Msg))
-		}
-		return fmt.Errorf("commit step %q of job %s: %w", s.Next, job.ID, err)
-	}
-	if s.Done {
-		r.logger.Info("job finished", "job", job.ID, "cmd", job.Cmd, "status", next.Status)
-	}
-	return nil
+	return next
 }
 
 func mustJSON(v any) json.RawMessage {

@@ -292,6 +292,46 @@ func waitStarted(st *fsm.Store, ws memdb.WatchSet, j *fsm.AsyncJob, v *fsm.VM) (
 	return Step{Wait: st.Changed(ws, stepWait), WaitMax: stepWait}, nil
 }
 
+// StartedOnReport returns the operations that finish the pending deploy
+// or start of a VM whose host's agent just reported it running: nv is the
+// VM as the report leaves it (a copy of the row read, observed fields
+// set). They replace the report's own update of the VM: the VM Running,
+// its event and the job's success, one commit instead of the report's and
+// then the job runner's. nil when nv does not finish a start (not
+// Starting, not observed running where it is placed, or no start job
+// waiting for exactly that); the runner then goes on as before. Both
+// paths update the job only if it is unchanged since it was read, so
+// whichever commits first finishes it and the other is refused as stale.
+func StartedOnReport(st *fsm.Store, nv *fsm.VM, now time.Time) ([]fsm.TxnOp, error) {
+	if nv.State != fsm.VMStarting || nv.HostID == "" || nv.MigrateTo != "" ||
+		nv.ObservedHostID != nv.HostID || nv.ObservedPower != fsm.PowerOn {
+		return nil, nil
+	}
+	jobs, err := fsm.List[fsm.AsyncJob](st, nil, fsm.TableJobs, "instance", nv.ID)
+	if err != nil {
+		return nil, err
+	}
+	var job *fsm.AsyncJob
+	for _, j := range jobs {
+		if j.Status != fsm.JobPending {
+			continue
+		}
+		if job != nil {
+			return nil, nil // more than one pending: leave it to the runner
+		}
+		job = j
+	}
+	if job == nil || (job.Cmd != "deployVirtualMachine" && job.Cmd != "startVirtualMachine") ||
+		job.Params[VMParamID] != nv.ID || (job.Step != "starting" && !placedAtDeploy(job)) {
+		return nil, nil
+	}
+	step, err := waitStarted(st, nil, job, nv)
+	if err != nil || !step.Done || step.Err != nil {
+		return nil, err
+	}
+	return append([]fsm.TxnOp{fsm.Update(fsm.TableJobs, stepJob(job, step, now))}, step.Ops...), nil
+}
+
 // startFailedOnHost gives the host's capacity back and places the VM again
 // elsewhere, up to maxStartHosts hosts.
 func startFailedOnHost(st *fsm.Store, j *fsm.AsyncJob, v *fsm.VM) (Step, error) {
