@@ -45,6 +45,7 @@ type serverFlags struct {
 	minQuorum                              int
 	deadServerThreshold                    time.Duration
 	pprofAddr                              string
+	memoryLimit                            string
 	tls                                    tlsFlags
 }
 
@@ -102,6 +103,7 @@ func parseServerFlags(args []string) (*serverFlags, error) {
 	fs.IntVar(&f.minQuorum, "min-quorum", envInt("MIN_QUORUM", cluster.DefaultMinQuorum), "fewest voters autopilot and remove-peer leave in the Raft configuration: a dead server goes only once a replacement keeps this many (env STRATUS_MIN_QUORUM)")
 	fs.DurationVar(&f.deadServerThreshold, "dead-server-threshold", envDuration("DEAD_SERVER_THRESHOLD", cluster.DefaultDeadServerThreshold), "how long a voter must be unseen in gossip before autopilot removes it (env STRATUS_DEAD_SERVER_THRESHOLD)")
 	fs.StringVar(&f.pprofAddr, "pprof-addr", envOr("PPROF_ADDR", ""), "serve Go's pprof profiles on this address (host:port; no host means 127.0.0.1; port 0 picks one, written to <data-dir>/pprof-addr); off when empty (env STRATUS_PPROF_ADDR)")
+	fs.StringVar(&f.memoryLimit, "memory-limit", envOr("MEMORY_LIMIT", ""), "soft limit of the server's memory, such as 3GiB: the Go collector works harder near it instead of letting the heap grow to twice what is live; none when empty (env STRATUS_MEMORY_LIMIT; see docs/deploy.md)")
 	f.tls.register(fs, "", true)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -124,6 +126,9 @@ func parseServerFlags(args []string) (*serverFlags, error) {
 	}
 	if f.secret == "" {
 		return nil, errors.New("a cluster secret is required: set STRATUS_CLUSTER_SECRET or -cluster-secret-file (the same on every server)")
+	}
+	if _, err := parseByteSize(f.memoryLimit); err != nil {
+		return nil, fmt.Errorf("-memory-limit: %w", err)
 	}
 	if f.logFormat != "text" && f.logFormat != "json" {
 		return nil, fmt.Errorf("-log-format must be text or json, not %q", f.logFormat)
@@ -178,6 +183,8 @@ func runServer(args []string) error {
 		return err
 	}
 	logger = logger.With("node_id", id)
+	limit, _ := parseByteSize(f.memoryLimit) // checked with the flags
+	applyMemoryLimit(limit, logger)
 	if f.pprofAddr != "" {
 		stop, err := startPprof(f.pprofAddr, f.dataDir, logger)
 		if err != nil {
