@@ -49,6 +49,25 @@ func (v storeView) Cluster(id string) *fsm.Cluster {
 	return c
 }
 
+func (v storeView) Host(id string) *fsm.Host {
+	h, _ := fsm.Get[fsm.Host](v.st, nil, fsm.TableHosts, id)
+	return h
+}
+
+// HostsFrom walks the hosts table's index on the narrowest field scope
+// sets. A read error (a programming error: the index names are fixed)
+// ends the walk, as the other methods' errors read as "none".
+func (v storeView) HostsFrom(scope placement.Scope, start string, visit func(*fsm.Host) bool) {
+	by, id := "zone", scope.ZoneID
+	switch {
+	case scope.ClusterID != "":
+		by, id = "cluster", scope.ClusterID
+	case scope.PodID != "":
+		by, id = "pod", scope.PodID
+	}
+	_ = v.st.HostsFrom(by, id, start, visit)
+}
+
 func (v storeView) Hosts(zoneID string) []*fsm.Host {
 	hs, _ := fsm.List[fsm.Host](v.st, nil, fsm.TableHosts, "zone", zoneID)
 	return hs

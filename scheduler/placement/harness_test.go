@@ -1,6 +1,9 @@
 package placement
 
 import (
+	"cmp"
+	"slices"
+
 	"github.com/stratus-cloud/stratus/fsm"
 )
 
@@ -14,11 +17,52 @@ type memState struct {
 	pools    []*fsm.StoragePool
 	// The cloud-wide overcommit ratios; 0 reads as 1.
 	cpuRatio, memRatio float64
+	byID               []*fsm.Host // hosts sorted by ID for HostsFrom; nil after addHost
+	// visited counts the hosts HostsFrom handed out and Host found.
+	visited int
 }
 
 func (m *memState) Zone(id string) *fsm.Zone       { return m.zones[id] }
 func (m *memState) Pod(id string) *fsm.Pod         { return m.pods[id] }
 func (m *memState) Cluster(id string) *fsm.Cluster { return m.clusters[id] }
+
+func (m *memState) Host(id string) *fsm.Host {
+	h := m.host(id)
+	if h != nil {
+		m.visited++
+	}
+	return h
+}
+
+// HostsFrom walks the hosts in ID order as the store's index does: the
+// hosts of scope's cluster, else of its pod (whatever their zone), else of
+// its zone.
+func (m *memState) HostsFrom(scope Scope, start string, visit func(*fsm.Host) bool) {
+	if m.byID == nil {
+		m.byID = slices.SortedFunc(slices.Values(m.hosts), func(a, b *fsm.Host) int { return cmp.Compare(a.ID, b.ID) })
+	}
+	in := func(h *fsm.Host) bool {
+		switch {
+		case scope.ClusterID != "":
+			return h.ClusterID == scope.ClusterID
+		case scope.PodID != "":
+			return h.PodID == scope.PodID
+		}
+		return h.ZoneID == scope.ZoneID
+	}
+	i, _ := slices.BinarySearchFunc(m.byID, start, func(h *fsm.Host, id string) int { return cmp.Compare(h.ID, id) })
+	for _, part := range [][]*fsm.Host{m.byID[i:], m.byID[:i]} {
+		for _, h := range part {
+			if !in(h) {
+				continue
+			}
+			m.visited++
+			if !visit(h) {
+				return
+			}
+		}
+	}
+}
 
 func (m *memState) Hosts(zoneID string) []*fsm.Host {
 	var out []*fsm.Host
@@ -90,6 +134,7 @@ func (m *memState) addHost(id, cluster string, cores int, memMiB int64, tags ...
 		CPUNumber: cores, CPUSpeed: 2000, MemoryTotal: memMiB * mb,
 	}
 	m.hosts = append(m.hosts, h)
+	m.byID = nil
 	return h
 }
 

@@ -30,7 +30,14 @@ type State interface {
 	Zone(id string) *fsm.Zone
 	Pod(id string) *fsm.Pod
 	Cluster(id string) *fsm.Cluster
-	Hosts(zoneID string) []*fsm.Host        // every host of the zone
+	Host(id string) *fsm.Host
+	Hosts(zoneID string) []*fsm.Host // every host of the zone
+	// HostsFrom calls visit with the hosts of scope in ID order, from the
+	// first whose ID is not below start (the lowest when start is empty),
+	// wrapping around to the lowest, until visit returns false or every
+	// host was visited once. It reads the hosts as it goes, so a walk that
+	// stops early costs what it visited, not the size of the scope.
+	HostsFrom(scope Scope, start string, visit func(*fsm.Host) bool)
 	Pools(zoneID string) []*fsm.StoragePool // every primary pool of the zone
 	// Overcommit returns the ratios in force for a cluster (nil: the
 	// cloud-wide ones), as (*fsm.Store).Overcommit does.
@@ -98,34 +105,27 @@ type Candidate struct {
 // takes the one with the most memory free, then the most CPU free, then
 // the lowest ID; each new volume (largest first) goes to the reachable
 // pool with the most space free, then the lowest ID. With a SpreadKey it
-// takes one of the best spreadChoices hosts by the key's hash instead. The
-// same state and request always give the same plan. When no host qualifies the error is
-// an *InsufficientCapacityError wrapping ErrInsufficientCapacity.
+// takes one of the best spreadChoices hosts by the key's hash instead. In
+// a big zone it only looks at a sample of the hosts (see placementSample).
+// The same state and request always give the same plan. When no host
+// qualifies the error is an *InsufficientCapacityError wrapping
+// ErrInsufficientCapacity, which counts every host of the zone.
 func Place(st State, req Request) (Plan, error) {
 	zone := st.Zone(req.ZoneID)
 	if zone == nil {
 		return Plan{}, &zoneError{req.ZoneID}
 	}
 	e := newEvaluator(st, req, zone)
-	hosts := st.Hosts(req.ZoneID)
-	var top []ranked // the best spreadChoices hosts, best first
-	var t tally
-	for _, h := range hosts {
-		if h == nil {
-			continue
+	s, whole := e.hostScan()
+	if len(s.top) == 0 {
+		if !whole {
+			// A restricted scan judged only the hosts it could use; the
+			// error says why each host of the zone was turned down.
+			s = e.walk(Scope{ZoneID: req.ZoneID}, "", 0)
 		}
-		v, cpu, mem := e.check(h)
-		if v.kind != fits {
-			t.add(v)
-			continue
-		}
-		t.suitable++
-		top = insertRanked(top, ranked{h, cpu, mem})
+		return Plan{}, e.insufficient(&s.t, s.hosts)
 	}
-	if len(top) == 0 {
-		return Plan{}, e.insufficient(&t, len(hosts))
-	}
-	best := top[spreadIndex(req.SpreadKey, len(top))].host
+	best := s.top[spreadIndex(req.SpreadKey, len(s.top))].host
 	return Plan{
 		ZoneID: req.ZoneID, PodID: best.PodID, ClusterID: best.ClusterID, HostID: best.ID,
 		Pools: e.poolPlan(best),
