@@ -1,6 +1,7 @@
 package ha
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -21,6 +22,29 @@ func (e *env) heartbeatAt(host string, received time.Time) fsm.LeaseTiming {
 	return g
 }
 
+// untilRecorded waits until the state holds ttl as the longest lease
+// granted and the leader has taken note that its commit returned: grants
+// wait for the record while it is being committed, and the state shows it
+// a moment before the commit's caller hears back.
+func (e *env) untilRecorded(ttl time.Duration) {
+	e.t.Helper()
+	e.until(fmt.Sprintf("the lease of %s recorded", ttl), func(st *fsm.Store) bool { return st.LeaseGranted() == ttl })
+	// The flag is the controller's, not the state's: poll it briefly.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		e.c.mu.Lock()
+		recording := e.c.tuning.recording
+		e.c.mu.Unlock()
+		if !recording {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("the leader still records the lease of %s", ttl)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // TestTimingScalesAfterTheRecord: with more hosts than the rate allows
 // at the configured interval, the leader first records the longer lease
 // in the replicated state and only then grants it.
@@ -28,7 +52,7 @@ func TestTimingScalesAfterTheRecord(t *testing.T) {
 	e := newEnv(t, upHosts("h-1", "h-2", "h-3"))
 	e.setting(fsm.SettingHeartbeatRate, "1") // 3 hosts at 1/s: every 3 s, a lease of 3 + 8 s
 	e.establish()
-	e.until("the lease of 11 s recorded", func(st *fsm.Store) bool { return st.LeaseGranted() == 11*time.Second })
+	e.untilRecorded(11 * time.Second)
 	g := e.heartbeatAt("h-1", e.clk.Now())
 	if g.Interval != 3*time.Second || g.TTL != 11*time.Second || g.Margin != 4*time.Second {
 		t.Fatalf("granted %+v, want 3 s / 11 s / 4 s", g)
@@ -45,7 +69,7 @@ func TestShorterLeaseNeverShortensTheDeadline(t *testing.T) {
 	e := newEnv(t, upHosts("h-1", "h-2", "h-3"))
 	e.setting(fsm.SettingHeartbeatRate, "1")
 	e.establish()
-	e.until("the lease of 11 s recorded", func(st *fsm.Store) bool { return st.LeaseGranted() == 11*time.Second })
+	e.untilRecorded(11 * time.Second)
 	e.clk.Advance(tuneEvery)
 	long := e.clk.Now()
 	if g := e.heartbeatAt("h-1", long); g.TTL != 11*time.Second {
