@@ -32,6 +32,9 @@ type hostWatches struct {
 	// gens are the clusters' membership generations (see PeersGen).
 	gens map[string]uint64
 	base uint64
+	// states is closed at a commit that changes some host's state (see
+	// HostStatesChanged); nil until someone asks.
+	states chan struct{}
 }
 
 // genSeq numbers membership generations across every store of the
@@ -57,6 +60,28 @@ func (s *Store) PeersGen(clusterID string) uint64 {
 		return g
 	}
 	return w.base
+}
+
+// HostStatesChanged returns a channel closed at the next commit that
+// adds or removes a host or changes a host's State, HAState or
+// ResourceState; not at the far more frequent changes of its allocated
+// capacity. For the HA controller, which acts on hosts going Down and
+// being fenced. A restore does not close it: wait on Abandoned too.
+func (s *Store) HostStatesChanged() <-chan struct{} {
+	w := s.hosts
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.states == nil {
+		w.states = make(chan struct{})
+	}
+	return w.states
+}
+
+// stateFieldsDiffer reports whether a host change is one HostStatesChanged
+// signals.
+func stateFieldsDiffer(before, after *Host) bool {
+	return before == nil || after == nil || before.State != after.State ||
+		before.HAState != after.HAState || before.ResourceState != after.ResourceState
 }
 
 // peerFieldsDiffer reports whether a host change matters to peer lists.
@@ -114,6 +139,10 @@ func (w *hostWatches) notify(changes memdb.Changes) {
 						w.gens[h.ClusterID] = genSeq.Add(1)
 					}
 				}
+			}
+			if w.states != nil && (before != nil || after != nil) && stateFieldsDiffer(before, after) {
+				close(w.states)
+				w.states = nil
 			}
 		}
 	}

@@ -87,3 +87,55 @@ func TestHostChangedClosesOnlyForTheHostsAChangeNames(t *testing.T) {
 	}
 	expect("the VM deleted", chans, "h-1", "h-2")
 }
+
+// TestHostStatesChangedIgnoresCapacity: the channel closes when a host's
+// state changes or a host is added, not when its allocated capacity does
+// (every placement changes that).
+func TestHostStatesChangedIgnoresCapacity(t *testing.T) {
+	f := batchFixture(t)
+	isClosed := func(ch <-chan struct{}) bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
+	index := uint64(30)
+	updateHost := func(change func(*Host)) {
+		t.Helper()
+		h, _ := Get[Host](f.State(), nil, TableHosts, "h-2")
+		h = h.Copy()
+		change(h)
+		index++
+		if err := apply(t, f, index, TxnRequestType, TxnRequest{Ops: []TxnOp{Update(TableHosts, h)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ch := f.State().HostStatesChanged()
+	updateHost(func(h *Host) { h.CPUAllocated += 1000; h.MemoryAllocated += 1 << 30 })
+	if isClosed(ch) {
+		t.Fatal("closed by a change of allocated capacity")
+	}
+	updateHost(func(h *Host) { h.State = HostStateDown })
+	if !isClosed(ch) {
+		t.Fatal("not closed when the host went Down")
+	}
+	ch = f.State().HostStatesChanged()
+	if isClosed(ch) {
+		t.Fatal("the next channel is already closed")
+	}
+	updateHost(func(h *Host) { h.HAState = HAStateFenced })
+	if !isClosed(ch) {
+		t.Fatal("not closed when the host was fenced")
+	}
+	ch = f.State().HostStatesChanged()
+	h3 := testHost("h-3", "z-1", "p-1", "c-1", "10.0.0.7")
+	index++
+	if err := apply(t, f, index, TxnRequestType, TxnRequest{Ops: []TxnOp{Create(TableHosts, h3)}}); err != nil {
+		t.Fatal(err)
+	}
+	if !isClosed(ch) {
+		t.Fatal("not closed when a host was added")
+	}
+}

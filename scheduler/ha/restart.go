@@ -72,9 +72,10 @@ type restarter struct {
 	retries map[string]*retryState
 }
 
-// restarter runs while this term leads: a pass now, at every change of the
-// hosts table, when the rate limit or the retry interval allows more, and
-// when the fencing code asks.
+// restarter runs while this term leads: a pass now, at every change of a
+// host's state (not of its allocated capacity, which every placement
+// changes: a pass reads every host), when the rate limit or the retry
+// interval allows more, and when the fencing code asks.
 func (c *Controller) restarter(ctx context.Context, term uint64) {
 	defer c.wg.Done()
 	c.mu.Lock()
@@ -88,11 +89,8 @@ func (c *Controller) restarter(ctx context.Context, term uint64) {
 		}
 	}()
 	for ctx.Err() == nil {
-		changed, err := c.cl.State().Watch(fsm.TableHosts)
-		if err != nil {
-			c.logger.Error("cannot watch hosts", "error", err)
-			return
-		}
+		st := c.cl.State()
+		changed, abandoned := st.HostStatesChanged(), st.Abandoned()
 		now := c.clock.Now()
 		retry := !now.Before(r.retryAt)
 		blocked := r.pass(ctx, retry)
@@ -110,8 +108,9 @@ func (c *Controller) restarter(ctx context.Context, term uint64) {
 		select {
 		case <-ctx.Done():
 		case <-changed:
+		case <-abandoned: // a restore swapped the store
 		case <-kick:
-		case <-time.After(5 * time.Second): // a restore swaps the store: look again now and then
+		case <-time.After(5 * time.Second): // and now and then regardless
 		}
 	}
 }
