@@ -149,7 +149,8 @@ func startScaleSim(t *testing.T, c *testCluster, z *scaleZoneIDs, cfg scaleConfi
 		args: []string{"sim", "-hosts", fmt.Sprint(cfg.hosts), "-servers", strings.Join(urls, ","),
 			"-zone", scaleZone, "-pod", scalePod, "-cluster", scaleCluster, "-hosts-per-cluster", fmt.Sprint(cfg.perCluster),
 			"-host-cpus", fmt.Sprint(cfg.hostCPUs), "-host-memory-gib", fmt.Sprint(cfg.hostMemGiB),
-			"-ramp", cfg.simRamp, "-progress", "5s", "-data-dir", dataDir, "-pprof-addr", "127.0.0.1:0"}}
+			"-ramp", cfg.simRamp, "-progress", "5s", "-data-dir", dataDir, "-pprof-addr", "127.0.0.1:0"},
+		nice: cfg.simNice}
 	t.Cleanup(func() {
 		p.kill9()
 		if t.Failed() {

@@ -37,8 +37,19 @@ type scaleConfig struct {
 	profileDir, outPath  string
 	simRamp              string
 	hostMemGiB, hostCPUs int
-	serverArgs           []string // extra flags of every server (STRATUS_SCALE_SERVER_ARGS)
+	// simNice is the sim's nice value: the servers come first on a machine
+	// that also plays every host (in a cloud the hosts are other machines).
+	simNice    int
+	serverArgs []string // extra flags of every server (STRATUS_SCALE_SERVER_ARGS)
 }
+
+// defaultScaleServerArgs are the servers' flags at scale, as docs/deploy.md
+// advises for a server holding this much on a busy machine: a soft memory
+// limit under the 4 GiB goal, and a leader that tolerates a second (not
+// half of one) without a quorum's answer before it steps down; neither
+// slows a failover after a crash, which the followers' heartbeat timeout
+// (1 s) detects.
+const defaultScaleServerArgs = "-memory-limit 3GiB -raft-leader-lease-timeout 1s"
 
 func scaleEnvInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
@@ -70,7 +81,8 @@ func scaleConfigFromEnv() scaleConfig {
 		profileDir:    os.Getenv("STRATUS_SCALE_PROFILES"),
 		outPath:       os.Getenv("STRATUS_SCALE_OUT"),
 		simRamp:       scaleEnvOr("STRATUS_SCALE_RAMP", "500"),
-		serverArgs:    strings.Fields(os.Getenv("STRATUS_SCALE_SERVER_ARGS")),
+		serverArgs:    strings.Fields(scaleEnvOr("STRATUS_SCALE_SERVER_ARGS", defaultScaleServerArgs)),
+		simNice:       scaleEnvInt("STRATUS_SCALE_SIM_NICE", 10),
 		hostCPUs:      64,
 		hostMemGiB:    256,
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -109,6 +110,7 @@ type proc struct {
 	args    []string
 	env     []string
 	cred    *syscall.Credential // run as this user, if set (the HA partition test)
+	nice    int                 // run at this nice value (through nice(1)), if set
 
 	mu         sync.Mutex
 	cmd        *exec.Cmd
@@ -132,6 +134,12 @@ func (p *proc) start(bin string) error {
 	fmt.Fprintf(logf, "=== e2e: start #%d of %s at %s: %s %s\n", p.starts, p.name,
 		time.Now().Format(time.RFC3339Nano), bin, strings.Join(p.args, " "))
 	cmd := exec.Command(bin, p.args...)
+	if p.nice != 0 {
+		// nice(1) execs the binary: same pid, and every thread it makes
+		// inherits the nice value (renicing a running Go process would
+		// reach only its first thread).
+		cmd = exec.Command("nice", append([]string{"-n", strconv.Itoa(p.nice), bin}, p.args...)...)
+	}
 	cmd.Env = append(os.Environ(), p.env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// If the test binary dies, its children die with it.
