@@ -82,7 +82,7 @@ func scaleConfigFromEnv() scaleConfig {
 		outPath:       os.Getenv("STRATUS_SCALE_OUT"),
 		simRamp:       scaleEnvOr("STRATUS_SCALE_RAMP", "500"),
 		serverArgs:    strings.Fields(scaleEnvOr("STRATUS_SCALE_SERVER_ARGS", defaultScaleServerArgs)),
-		simNice:       scaleEnvInt("STRATUS_SCALE_SIM_NICE", 10),
+		simNice:       scaleEnvInt("STRATUS_SCALE_SIM_NICE", 0),
 		hostCPUs:      64,
 		hostMemGiB:    256,
 	}
