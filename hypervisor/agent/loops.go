@@ -49,10 +49,25 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 		a.mu.Lock()
 		interval := a.interval
 		a.mu.Unlock()
-		if !sleep(ctx, spread(interval)) {
+		if !sleep(ctx, heartbeatWait(interval, failures, a.retryWait)) {
 			return
 		}
 	}
+}
+
+// heartbeatWait is the pause before the next heartbeat: the interval
+// (spread), but after a failure the backoff when it is shorter. A large
+// cloud's interval (10 s at 10,000 hosts) leaves its lease room for about
+// one missed heartbeat: waiting a whole interval after one refused while
+// the servers elected a leader lost the lease of every host that tried
+// then. The backoff is jittered and grows, so the retries of many hosts
+// spread out.
+func heartbeatWait(interval time.Duration, failures int, backoff func(int) time.Duration) time.Duration {
+	wait := spread(interval)
+	if failures > 0 {
+		wait = min(wait, backoff(failures-1))
+	}
+	return wait
 }
 
 // spread shortens an interval by up to a tenth at random, so the
