@@ -10,10 +10,10 @@ import (
 )
 
 // The server's soft memory limit (-memory-limit). Go's collector normally
-// lets the heap grow to twice what is live before it collects; a server
-// holding 100,000 VMs (about 2.3 GB live) would then reach 4.6 GB. With a
-// limit the collector runs more often as the heap nears it, trading some
-// CPU for staying under it. It is soft: live data beyond it is not
+// lets the heap grow to twice what is live before it collects; the store of
+// 100,000 VMs alone is about 2.1 GB live, which would then reach twice
+// that. With a limit the collector runs more often as the heap nears it,
+// trading CPU for staying under it (docs/deploy.md sizes it). It is soft: live data beyond it is not
 // refused, the collector just works harder (Go caps that at about half
 // the CPU). GOMEMLIMIT in the environment works too; the flag wins.
 
