@@ -13,14 +13,6 @@ import (
 func TestHostChangedClosesOnlyForTheHostsAChangeNames(t *testing.T) {
 	f := batchFixture(t) // hosts h-1 and h-2
 	st := f.State()
-	isClosed := func(ch <-chan struct{}) bool {
-		select {
-		case <-ch:
-			return true
-		default:
-			return false
-		}
-	}
 	expect := func(what string, chans map[string]<-chan struct{}, want ...string) {
 		t.Helper()
 		closedWant := map[string]bool{}
@@ -93,14 +85,6 @@ func TestHostChangedClosesOnlyForTheHostsAChangeNames(t *testing.T) {
 // (every placement changes that).
 func TestHostStatesChangedIgnoresCapacity(t *testing.T) {
 	f := batchFixture(t)
-	isClosed := func(ch <-chan struct{}) bool {
-		select {
-		case <-ch:
-			return true
-		default:
-			return false
-		}
-	}
 	index := uint64(30)
 	updateHost := func(change func(*Host)) {
 		t.Helper()
@@ -112,30 +96,39 @@ func TestHostStatesChangedIgnoresCapacity(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ch := f.State().HostStatesChanged()
-	updateHost(func(h *Host) { h.CPUAllocated += 1000; h.MemoryAllocated += 1 << 30 })
-	if isClosed(ch) {
-		t.Fatal("closed by a change of allocated capacity")
+	steps := []struct {
+		what   string
+		change func()
+		closes bool
+	}{
+		{"a change of allocated capacity", func() { updateHost(func(h *Host) { h.CPUAllocated += 1000; h.MemoryAllocated += 1 << 30 }) }, false},
+		{"the host going Down", func() { updateHost(func(h *Host) { h.State = HostStateDown }) }, true},
+		{"the host fenced", func() { updateHost(func(h *Host) { h.HAState = HAStateFenced }) }, true},
+		{"a host added", func() {
+			index++
+			if err := apply(t, f, index, TxnRequestType, TxnRequest{Ops: []TxnOp{Create(TableHosts, testHost("h-3", "z-1", "p-1", "c-1", "10.0.0.7"))}}); err != nil {
+				t.Fatal(err)
+			}
+		}, true},
 	}
-	updateHost(func(h *Host) { h.State = HostStateDown })
-	if !isClosed(ch) {
-		t.Fatal("not closed when the host went Down")
+	for _, step := range steps {
+		ch := f.State().HostStatesChanged()
+		if isClosed(ch) {
+			t.Fatalf("before %s: the channel is already closed", step.what)
+		}
+		step.change()
+		if got := isClosed(ch); got != step.closes {
+			t.Errorf("%s: closed=%v, want %v", step.what, got, step.closes)
+		}
 	}
-	ch = f.State().HostStatesChanged()
-	if isClosed(ch) {
-		t.Fatal("the next channel is already closed")
-	}
-	updateHost(func(h *Host) { h.HAState = HAStateFenced })
-	if !isClosed(ch) {
-		t.Fatal("not closed when the host was fenced")
-	}
-	ch = f.State().HostStatesChanged()
-	h3 := testHost("h-3", "z-1", "p-1", "c-1", "10.0.0.7")
-	index++
-	if err := apply(t, f, index, TxnRequestType, TxnRequest{Ops: []TxnOp{Create(TableHosts, h3)}}); err != nil {
-		t.Fatal(err)
-	}
-	if !isClosed(ch) {
-		t.Fatal("not closed when a host was added")
+}
+
+// isClosed reports whether ch is closed, without waiting.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
 }
