@@ -106,9 +106,9 @@ type Heartbeat struct {
 	HostID string               `json:"host_id"`
 	SentAt time.Time            `json:"sent_at"`
 	Facts  hypervisor.HostFacts `json:"facts"`
-	// Domains is null when the agent could not ask the hypervisor, and
-	// an empty list when no managed domain exists.
-	Domains []hypervisor.DomainStatus `json:"domains"`
+	// Domains is not sent any more (VM states travel in reports) and no
+	// server reads it; kept so an older agent's heartbeat still decodes.
+	Domains []hypervisor.DomainStatus `json:"domains,omitempty"`
 	// CPUUsedPercent and MemoryUsedBytes are the host's current usage.
 	CPUUsedPercent  float64 `json:"cpu_used_percent"`
 	MemoryUsedBytes int64   `json:"memory_used_bytes"`
