@@ -140,7 +140,7 @@ func (w *hostWatches) notify(changes memdb.Changes) {
 					}
 				}
 			}
-			if w.states != nil && (before != nil || after != nil) && stateFieldsDiffer(before, after) {
+			if w.states != nil && stateFieldsDiffer(before, after) {
 				close(w.states)
 				w.states = nil
 			}

@@ -245,11 +245,8 @@ func (r *Runner) step(ctx context.Context, job *fsm.AsyncJob) (s Step, err error
 // commit writes a step: its operations and the job's new state, in one
 // transaction that holds only if the job is unchanged since it was read.
 func (r *Runner) commit(ctx context.Context, job *fsm.AsyncJob, s Step) error {
-	// The job's own update goes first: a job changed meanwhile (finished
-	// by an agent's report, say) is refused as stale before any of the
-	// step's operations is judged.
-	ops := append([]fsm.TxnOp{fsm.Update(fsm.TableJobs, stepJob(job, s, r.now()))}, s.Ops...)
-	_, err := r.c.Apply(ctx, fsm.TxnRequestType, fsm.TxnRequest{Ops: ops})
+	next := stepJob(job, s, r.now())
+	_, err := r.c.Apply(ctx, fsm.TxnRequestType, fsm.TxnRequest{Ops: stepOps(next, s)})
 	if err != nil {
 		var se *fsm.StateError
 		if s.Done && s.Err == nil && errors.As(err, &se) && !errors.Is(se, fsm.ErrStale) {
@@ -260,20 +257,18 @@ func (r *Runner) commit(ctx context.Context, job *fsm.AsyncJob, s Step) error {
 		return fmt.Errorf("commit step %q of job %s: %w", s.Next, job.ID, err)
 	}
 	if s.Done {
-		r.logger.Info("job finished", "job", job.ID, "cmd", job.Cmd, "status", stepStatus(s))
+		r.logger.Info("job finished", "job", job.ID, "cmd", job.Cmd, "status", next.Status)
 	}
 	return nil
 }
 
-// stepStatus is the job status a step leaves.
-func stepStatus(s Step) int {
-	switch {
-	case !s.Done:
-		return fsm.JobPending
-	case s.Err != nil:
-		return fsm.JobFailed
-	}
-	return fsm.JobSucceeded
+// stepOps are the operations that commit step s, next being the job as
+// the step leaves it (stepJob). The job's own update goes first: a job
+// changed meanwhile (finished by an agent's report, or by the runner when
+// the report lost) is refused as stale before any of the step's
+// operations is judged.
+func stepOps(next *fsm.AsyncJob, s Step) []fsm.TxnOp {
+	return append([]fsm.TxnOp{fsm.Update(fsm.TableJobs, next)}, s.Ops...)
 }
 
 // stepJob is the job as committing step s at now leaves it.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -64,8 +65,9 @@ const (
 
 // RegisterVMJobs adds the VM job kinds.
 func RegisterVMJobs(r *Runner) {
-	r.Handle("deployVirtualMachine", startStep)
-	r.Handle("startVirtualMachine", startStep)
+	for _, cmd := range startCommands {
+		r.Handle(cmd, startStep)
+	}
 	r.Handle("stopVirtualMachine", stopStep)
 	r.Handle("rebootVirtualMachine", rebootStep)
 	r.Handle("destroyVirtualMachine", destroyStep)
@@ -73,6 +75,10 @@ func RegisterVMJobs(r *Runner) {
 	r.Handle("migrateVirtualMachine", migrateStep)
 	r.Handle("migrateVirtualMachineWithVolume", migrateStep)
 }
+
+// startCommands are the jobs startStep runs, which an agent's report may
+// finish (StartedOnReport).
+var startCommands = []string{"deployVirtualMachine", "startVirtualMachine"}
 
 // VMResult is the result every VM job commits: the API renders the VM as
 // it is when the result is read.
@@ -321,7 +327,7 @@ func StartedOnReport(st *fsm.Store, nv *fsm.VM, now time.Time) ([]fsm.TxnOp, err
 		}
 		job = j
 	}
-	if job == nil || (job.Cmd != "deployVirtualMachine" && job.Cmd != "startVirtualMachine") ||
+	if job == nil || !slices.Contains(startCommands, job.Cmd) ||
 		job.Params[VMParamID] != nv.ID || (job.Step != "starting" && !placedAtDeploy(job)) {
 		return nil, nil
 	}
@@ -329,7 +335,7 @@ func StartedOnReport(st *fsm.Store, nv *fsm.VM, now time.Time) ([]fsm.TxnOp, err
 	if err != nil || !step.Done || step.Err != nil {
 		return nil, err
 	}
-	return append([]fsm.TxnOp{fsm.Update(fsm.TableJobs, stepJob(job, step, now))}, step.Ops...), nil
+	return stepOps(stepJob(job, step, now), step), nil
 }
 
 // startFailedOnHost gives the host's capacity back and places the VM again

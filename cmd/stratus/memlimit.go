@@ -13,9 +13,10 @@ import (
 // lets the heap grow to twice what is live before it collects; the store of
 // 100,000 VMs alone is about 2.1 GB live, which would then reach twice
 // that. With a limit the collector runs more often as the heap nears it,
-// trading CPU for staying under it (docs/deploy.md sizes it). It is soft: live data beyond it is not
-// refused, the collector just works harder (Go caps that at about half
-// the CPU). GOMEMLIMIT in the environment works too; the flag wins.
+// trading CPU for staying under it (docs/deploy.md sizes it). It is soft:
+// live data beyond it is not refused, the collector just works harder (Go
+// caps that at about half the CPU). GOMEMLIMIT in the environment works
+// too; the flag wins.
 
 // parseByteSize reads a size such as 3GiB, 3500MiB, 2G or 1073741824.
 // Units are binary (KiB, MiB, GiB, TiB; K, M, G, T mean the same); "" and
