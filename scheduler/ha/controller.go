@@ -63,6 +63,7 @@ type Controller struct {
 	fencing map[string]context.CancelFunc // hosts whose fence is under way
 	kick    chan struct{}                 // wakes the restarter
 	tuning  tuning                        // the timing granted to agents (timing.go)
+	group   *groupCommitter               // host changes go to raft in groups (group.go)
 }
 
 // hostTimer is one host's lease timer and the deadline it was armed for.
@@ -111,7 +112,7 @@ func New(cfg Config) *Controller {
 		cfg.RetryInterval = 10 * time.Second
 	}
 	return &Controller{cl: cfg.Cluster, fencers: cfg.Fencers, clock: cfg.Clock, logger: cfg.Logger.Named("ha"), cfg: cfg,
-		timers: map[string]*hostTimer{}, fencing: map[string]context.CancelFunc{}}
+		timers: map[string]*hostTimer{}, fencing: map[string]context.CancelFunc{}, group: &groupCommitter{cl: cfg.Cluster}}
 }
 
 // leaseFencer trusts the agent's self-fence: by the time the leader's
@@ -395,7 +396,8 @@ var errSkip = errors.New("nothing to change")
 
 // mutateHost reads the host, lets change edit a copy (returning extra ops
 // to commit with it, or errSkip) and commits the host with compare-and-set,
-// reading again when another write got there first.
+// reading again when another write got there first. The commit may share
+// a raft entry with other hosts' changes (group.go).
 func (c *Controller) mutateHost(ctx context.Context, term uint64, hostID string, change func(st *fsm.Store, h *fsm.Host) ([]fsm.TxnOp, error)) error {
 	for attempt := 0; ; attempt++ {
 		if !c.acting(term) {
@@ -415,7 +417,7 @@ func (c *Controller) mutateHost(ctx context.Context, term uint64, hostID string,
 			return err
 		}
 		ops := append([]fsm.TxnOp{fsm.Update(fsm.TableHosts, h)}, extra...)
-		_, err = c.cl.Apply(ctx, fsm.TxnRequestType, fsm.TxnRequest{Ops: ops})
+		err = c.group.commit(ctx, ops)
 		if err == nil {
 			return nil
 		}

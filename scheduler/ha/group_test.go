@@ -1,0 +1,218 @@
+package ha
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stratus-cloud/stratus/fsm"
+)
+
+// gatedCluster is a memCluster whose Apply of a transaction holds while
+// the gate is closed, and which counts the transactions that change hosts.
+type gatedCluster struct {
+	*memCluster
+	gate chan struct{} // nil or closed: Apply goes through
+
+	mu         sync.Mutex
+	hostTxns   int   // committed or refused transactions carrying host updates
+	hostCounts []int // host updates per such transaction
+}
+
+func (g *gatedCluster) Apply(ctx context.Context, t fsm.MessageType, body any) (uint64, error) {
+	if req, ok := body.(fsm.TxnRequest); ok {
+		n := 0
+		for _, op := range req.Ops {
+			if op.Table == fsm.TableHosts && op.Verb == fsm.VerbUpdate {
+				n++
+			}
+		}
+		if n > 0 {
+			g.mu.Lock()
+			gate := g.gate
+			g.hostTxns++
+			g.hostCounts = append(g.hostCounts, n)
+			g.mu.Unlock()
+			if gate != nil {
+				<-gate
+			}
+		}
+	}
+	return g.memCluster.Apply(ctx, t, body)
+}
+
+func (g *gatedCluster) counts() (int, []int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.hostTxns, append([]int(nil), g.hostCounts...)
+}
+
+// queued is how many changes wait in the committer's queue.
+func (gc *groupCommitter) queued() int {
+	gc.mu.Lock()
+	defer gc.mu.Unlock()
+	return len(gc.queue)
+}
+
+// waitQueued waits until n changes wait in the queue.
+func waitQueued(t *testing.T, gc *groupCommitter, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for gc.queued() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d changes queued, want %d", gc.queued(), n)
+		}
+		time.Sleep(time.Millisecond) // polling a queue length: nothing to wait on
+	}
+}
+
+// renamed returns an update of a host with a new name, read at its index.
+func renamed(st *fsm.Store, id, name string) fsm.TxnOp {
+	h, _ := fsm.Get[fsm.Host](st, nil, fsm.TableHosts, id)
+	h = h.Copy()
+	h.Name = name
+	return fsm.Update(fsm.TableHosts, h)
+}
+
+func hostIDs(n int) []string {
+	var ids []string
+	for i := range n {
+		ids = append(ids, fmt.Sprintf("h-%02d", i))
+	}
+	return ids
+}
+
+// TestGroupCommitGathersChangesWhileOneIsCommitted: changes that arrive
+// while a commit is under way go to raft together, in one transaction,
+// and every caller learns its own change committed.
+func TestGroupCommitGathersChangesWhileOneIsCommitted(t *testing.T) {
+	ids := hostIDs(21)
+	e := newEnv(t, upHosts(ids...))
+	gc := &gatedCluster{memCluster: e.m, gate: make(chan struct{})}
+	g := &groupCommitter{cl: gc}
+	st := e.m.State()
+
+	errs := make(chan error, len(ids))
+	go func() { errs <- g.commit(context.Background(), []fsm.TxnOp{renamed(st, ids[0], "first")}) }()
+	// The first change is alone in its commit, which holds at the gate.
+	deadline := time.Now().Add(5 * time.Second)
+	for n, _ := gc.counts(); n == 0; n, _ = gc.counts() {
+		if time.Now().After(deadline) {
+			t.Fatal("the first change never reached raft")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for _, id := range ids[1:] {
+		go func() { errs <- g.commit(context.Background(), []fsm.TxnOp{renamed(st, id, "renamed-"+id)}) }()
+	}
+	waitQueued(t, g, len(ids)-1)
+	close(gc.gate)
+	for range ids {
+		if err := <-errs; err != nil {
+			t.Fatalf("commit: %v", err)
+		}
+	}
+	txns, counts := gc.counts()
+	if txns != 2 || counts[0] != 1 || counts[1] != len(ids)-1 {
+		t.Fatalf("transactions = %d with %v host updates, want 2: the first alone, then the other %d together", txns, counts, len(ids)-1)
+	}
+	for _, id := range ids[1:] {
+		if h := e.host(id); h.Name != "renamed-"+id {
+			t.Errorf("host %s name = %q after its change committed", id, h.Name)
+		}
+	}
+}
+
+// TestGroupCommitRefusesOnlyTheStaleChange: when a host changed after its
+// caller read it, the group is committed change by change, so only that
+// caller is told to read again and every other change still lands.
+func TestGroupCommitRefusesOnlyTheStaleChange(t *testing.T) {
+	ids := hostIDs(6)
+	e := newEnv(t, upHosts(ids...))
+	gc := &gatedCluster{memCluster: e.m, gate: make(chan struct{})}
+	g := &groupCommitter{cl: gc}
+	st := e.m.State()
+	stale := renamed(st, ids[3], "too-late") // read before the change below
+	e.apply(renamed(st, ids[3], "changed-meanwhile"))
+
+	type result struct {
+		id  string
+		err error
+	}
+	results := make(chan result, len(ids))
+	go func() {
+		results <- result{ids[0], g.commit(context.Background(), []fsm.TxnOp{renamed(st, ids[0], "first")})}
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for n, _ := gc.counts(); n == 0; n, _ = gc.counts() {
+		if time.Now().After(deadline) {
+			t.Fatal("the first change never reached raft")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for _, id := range ids[1:] {
+		op := renamed(st, id, "renamed-"+id)
+		if id == ids[3] {
+			op = stale
+		}
+		go func() { results <- result{id, g.commit(context.Background(), []fsm.TxnOp{op})} }()
+	}
+	waitQueued(t, g, len(ids)-1)
+	close(gc.gate)
+	for range ids {
+		r := <-results
+		switch {
+		case r.id == ids[3] && !errors.Is(r.err, fsm.ErrStale):
+			t.Errorf("the stale change of %s: err = %v, want ErrStale", r.id, r.err)
+		case r.id != ids[3] && r.err != nil:
+			t.Errorf("the change of %s was refused with the stale one: %v", r.id, r.err)
+		}
+	}
+	if h := e.host(ids[3]); h.Name != "changed-meanwhile" {
+		t.Errorf("the stale change overwrote a newer one: name %q", h.Name)
+	}
+	for _, id := range []string{ids[1], ids[2], ids[4], ids[5]} {
+		if h := e.host(id); h.Name != "renamed-"+id {
+			t.Errorf("host %s name = %q: its change was lost with the stale one", id, h.Name)
+		}
+	}
+}
+
+// TestLeasesLostTogetherCommitTogether: when many hosts' leases run out at
+// the same moment, their Disconnected commits share raft entries instead
+// of taking one each, and every host still ends where its HA says.
+func TestLeasesLostTogetherCommitTogether(t *testing.T) {
+	ids := hostIDs(40)
+	e := newEnv(t, upHosts(ids...))
+	gc := &gatedCluster{memCluster: e.m}
+	e.c.cl, e.c.group.cl = gc, gc
+	e.establish()
+	e.beat(ids...)
+
+	e.untilHost(ids[len(ids)-1], fsm.HostStateUp, fsm.HAStateAvailable)
+	gc.mu.Lock()
+	gc.gate = make(chan struct{})
+	gc.hostTxns, gc.hostCounts = 0, nil // count the expiries only
+	gc.mu.Unlock()
+	e.clk.Advance(graceMax) // every lease runs out now
+	// The first expiry's commit holds at the gate; the others gather.
+	waitQueued(t, e.c.group, len(ids)-1)
+	gc.mu.Lock()
+	close(gc.gate)
+	gc.gate = nil
+	gc.mu.Unlock()
+	for _, id := range ids {
+		e.untilHost(id, fsm.HostStateDown, fsm.HAStateFenced)
+	}
+	txns, counts := gc.counts()
+	// Each host changes twice (Disconnected, then Fenced): 80 changes.
+	if txns > len(ids) {
+		t.Fatalf("%d transactions (%v host updates each) for %d hosts' expiries: they were not grouped", txns, counts, len(ids))
+	}
+	if counts[1] != len(ids)-1 {
+		t.Errorf("the second transaction carried %d hosts' changes, want the %d that waited", counts[1], len(ids)-1)
+	}
+}
