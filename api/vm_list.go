@@ -80,11 +80,7 @@ func vmCandidates(r *Request, q scopeQuery) (iter.Seq[*fsm.VM], *Error) {
 		if found, err = fsm.List[fsm.VM](st, nil, fsm.TableVMs, "affinity", strings.ToLower(p.String("affinitygroupid"))); err == nil {
 			rows = createOrdered(found)
 		}
-	case given(p, "zoneid"):
-		rows, err = fsm.Rows[fsm.VM](st, nil, fsm.TableVMs, "zone", strings.ToLower(p.String("zoneid")))
-	case given(p, "state"):
-		rows, err = fsm.Rows[fsm.VM](st, nil, fsm.TableVMs, "state", p.String("state"))
-	default:
+	default: // zoneid and state have no index of their own: vmFilter judges them
 		rows, err = scopedRows[fsm.VM](r, q, fsm.TableVMs, false)
 	}
 	if err != nil {

@@ -1,7 +1,9 @@
 package fsm
 
 import (
+	"fmt"
 	"maps"
+	"strings"
 	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -269,17 +271,21 @@ func nameInAccount() *memdb.IndexSchema {
 func init() {
 	RegisterTable(TableDef{
 		Name: TableVMs, Noun: "virtual machine", Snapshot: VMSnapshot, New: func() Object { return new(VM) },
+		// Every index costs each VM about 500 bytes on every server (and
+		// each VM update rewrites them all), so the VM table keeps only the
+		// ones something looks up: lists by zone or state walk the account
+		// or creation order and filter (vmFilter judges every row anyway),
+		// and deleting a zone, an offering or a template scans the table.
 		Indexes: map[string]*memdb.IndexSchema{
-			// zone, account, host, state and name walk their rows in creation
-			// order, as listVirtualMachines shows them (see createdBy).
-			"zone": createdBy("ZoneID", false, false), "account": createdBy("AccountID", false, false), "create": createOrder(),
-			"host": createdBy("HostID", true, false), "state": createdBy("State", true, true), "name": createdBy("Name", true, true),
+			// account, host and name walk their rows in creation order, as
+			// listVirtualMachines shows them (see createdBy).
+			"account": createdBy("AccountID", false, false), "create": createOrder(),
+			"host": createdBy("HostID", true, false), "name": createdBy("Name", true, true),
 			"migrate_to": optional("MigrateTo"), "last_host": optional("LastHostID"),
-			"offering": byField("ServiceOfferingID"), "template": optional("TemplateID"),
 			"affinity": {AllowMissing: true, Indexer: &memdb.StringSliceFieldIndex{Field: "AffinityGroupIDs"}},
 			"ip": {AllowMissing: true, Indexer: &memdb.CompoundIndex{AllowMissing: false, Indexes: []memdb.Indexer{
 				&memdb.StringFieldIndex{Field: "ZoneID"}, &memdb.StringFieldIndex{Field: "IPAddress"}}}},
-			"instance": {Indexer: &memdb.StringFieldIndex{Field: "InstanceName"}},
+			"instance": {AllowMissing: true, Indexer: instanceNameIndex{}},
 		},
 		Unique: []UniqueKey{
 			{Index: "ip", What: "IP address in this zone", Args: func(o Object) []any {
@@ -289,15 +295,15 @@ func init() {
 				}
 				return []any{v.ZoneID, v.IPAddress}
 			}},
-			{Index: "instance", What: "instance name", Args: func(o Object) []any { return []any{o.(*VM).InstanceName} }},
+			{Index: "instance", What: "instance name", Holder: instanceNameHolder},
 		},
 		Refs: []Ref{
-			zoneRef(func(o Object) string { return o.(*VM).ZoneID }),
+			{Index: "create", Scan: true, Table: tableZones, Value: func(o Object) string { return o.(*VM).ZoneID }},
 			accountRef(func(o Object) string { return o.(*VM).AccountID }),
 			{Index: "host", Table: TableHosts, Value: func(o Object) string { return o.(*VM).HostID }},
 			{Index: "migrate_to", Table: TableHosts, Value: func(o Object) string { return o.(*VM).MigrateTo }},
-			{Index: "offering", Table: TableServiceOfferings, Value: func(o Object) string { return o.(*VM).ServiceOfferingID }},
-			{Index: "template", Table: TableTemplates, Value: func(o Object) string { return o.(*VM).TemplateID }},
+			{Index: "id", Scan: true, Table: TableServiceOfferings, Value: func(o Object) string { return o.(*VM).ServiceOfferingID }},
+			{Index: "id", Scan: true, Table: TableTemplates, Value: func(o Object) string { return o.(*VM).TemplateID }},
 			{Index: "affinity", Table: TableAffinityGroups, Values: func(o Object) []string { return o.(*VM).AffinityGroupIDs }},
 		},
 		Label: func(o Object) string { return o.(*VM).Name },
@@ -305,14 +311,16 @@ func init() {
 	RegisterTable(TableDef{
 		Name: TableVolumes, Noun: "volume", Snapshot: VolumeSnapshot, New: func() Object { return new(Volume) },
 		Indexes: map[string]*memdb.IndexSchema{
-			"zone": byField("ZoneID"), "account": createdBy("AccountID", false, false), "create": createOrder(),
-			"vm": optional("VMID"), "pool": optional("PoolID"), "disk_offering": optional("DiskOfferingID"),
+			"account": createdBy("AccountID", false, false), "create": createOrder(),
+			"vm": optional("VMID"), "disk_offering": optional("DiskOfferingID"),
 		},
+		// Zones and pools are rarely deleted: their in-use checks scan the
+		// volumes rather than index every one (see Ref).
 		Refs: []Ref{
-			zoneRef(func(o Object) string { return o.(*Volume).ZoneID }),
+			{Index: "id", Scan: true, Table: tableZones, Value: func(o Object) string { return o.(*Volume).ZoneID }},
 			accountRef(func(o Object) string { return o.(*Volume).AccountID }),
 			{Index: "vm", Table: TableVMs, Value: func(o Object) string { return o.(*Volume).VMID }},
-			{Index: "pool", Table: TableStoragePools, Value: func(o Object) string { return o.(*Volume).PoolID }},
+			{Index: "id", Scan: true, Table: TableStoragePools, Value: func(o Object) string { return o.(*Volume).PoolID }},
 			{Index: "disk_offering", Table: TableDiskOfferings, Value: func(o Object) string { return o.(*Volume).DiskOfferingID }},
 		},
 		Label: func(o Object) string { return o.(*Volume).Name },
@@ -375,4 +383,65 @@ func init() {
 		SettingDef{Name: SettingExpungeInterval, Category: "Advanced", Type: "Integer", Default: "60", Dynamic: true,
 			Description: "Seconds between the leader's sweeps for destroyed VMs to expunge."},
 	)
+}
+
+// instanceNameIndex indexes the instance names that are not the one a VM's
+// ID gives it ("i-" + ID). Every proposer derives the name that way, so the
+// index stays empty instead of costing each VM an entry, and the instance
+// name's unique check (instanceNameHolder) finds the holder of a derived
+// name through "id". A VM without an instance name is refused, as it was
+// when every name was indexed.
+type instanceNameIndex struct{}
+
+func (instanceNameIndex) FromObject(obj any) (bool, []byte, error) {
+	v, ok := obj.(*VM)
+	if !ok {
+		return false, nil, fmt.Errorf("%T is not a virtual machine", obj)
+	}
+	if v.InstanceName == "" {
+		return false, nil, fmt.Errorf("virtual machine %s has no instance name", v.ID)
+	}
+	if v.InstanceName == derivedInstanceName(v.ID) {
+		return false, nil, nil
+	}
+	return true, append([]byte(v.InstanceName), 0), nil
+}
+
+func (instanceNameIndex) FromArgs(args ...any) ([]byte, error) {
+	if len(args) != 1 {
+		return nil, fmt.Errorf("instance index takes one argument, got %d", len(args))
+	}
+	name, ok := args[0].(string)
+	if !ok {
+		return nil, fmt.Errorf("instance index: argument must be a string: %#v", args[0])
+	}
+	return append([]byte(name), 0), nil
+}
+
+func derivedInstanceName(id string) string { return "i-" + id }
+
+// instanceNameHolder returns another VM with o's instance name, or nil: the
+// VM whose ID the name is derived from, if it has that name, or one of the
+// names instanceNameIndex holds.
+func instanceNameHolder(txn *memdb.Txn, o Object) (Object, error) {
+	v := o.(*VM)
+	if id, ok := strings.CutPrefix(v.InstanceName, "i-"); ok && id != v.ID {
+		raw, err := txn.First(TableVMs, "id", id)
+		if err != nil {
+			return nil, err
+		}
+		if w, _ := raw.(*VM); w != nil && w.InstanceName == v.InstanceName {
+			return w, nil
+		}
+	}
+	it, err := txn.Get(TableVMs, "instance", v.InstanceName)
+	if err != nil {
+		return nil, err
+	}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		if w := raw.(*VM); w.ID != v.ID {
+			return w, nil
+		}
+	}
+	return nil, nil
 }

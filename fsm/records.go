@@ -2,6 +2,8 @@ package fsm
 
 import (
 	"encoding/json"
+	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -132,11 +134,14 @@ func init() {
 		Name: TableJobs, Noun: "async job", Snapshot: JobSnapshot, New: func() Object { return new(AsyncJob) },
 		Indexes: map[string]*memdb.IndexSchema{
 			"create":  createOrder(),
-			"status":  {Indexer: &memdb.IntFieldIndex{Field: "Status"}},
 			"account": createdBy("AccountID", false, false), // oldest first, as "create"
-			// The jobs of a resource (a VM's start, which its host's report
-			// may finish: see scheduler.StartedOnReport).
-			"instance": optional("InstanceID"),
+			// Pending jobs only: what the runner resumes and what the checks
+			// for a job in flight look for. A finished job, kept for
+			// queryAsyncJobResult (job.expire.minutes), is in neither.
+			"status": {AllowMissing: true, Indexer: pendingJobIndex{}},
+			// The pending jobs of a resource (a VM's start, which its host's
+			// report may finish: see scheduler.StartedOnReport).
+			"pending_instance": {AllowMissing: true, Indexer: pendingJobIndex{byInstance: true}},
 		},
 	})
 	RegisterTable(TableDef{
@@ -189,4 +194,46 @@ func init() {
 	RegisterTaggable("Domain", tableDomains)
 	RegisterTaggable("Account", tableAccounts)
 	RegisterTaggable("User", tableUsers)
+}
+
+// pendingJobIndex indexes pending jobs: by status (a lookup takes
+// JobPending, the only status it holds; another is refused, not answered
+// empty) or, with byInstance, by the resource they work on. Each index of
+// every finished job cost it about 500 bytes while nothing looked it up.
+type pendingJobIndex struct{ byInstance bool }
+
+// pendingKey is the key of every job of the status index.
+var pendingKey = []byte{'p'}
+
+func (x pendingJobIndex) FromObject(obj any) (bool, []byte, error) {
+	j, ok := obj.(*AsyncJob)
+	if !ok {
+		return false, nil, fmt.Errorf("%T is not an async job", obj)
+	}
+	switch {
+	case j.Status != JobPending:
+		return false, nil, nil
+	case !x.byInstance:
+		return true, slices.Clone(pendingKey), nil
+	case j.InstanceID == "":
+		return false, nil, nil
+	}
+	return true, append([]byte(j.InstanceID), 0), nil
+}
+
+func (x pendingJobIndex) FromArgs(args ...any) ([]byte, error) {
+	if len(args) != 1 {
+		return nil, fmt.Errorf("pending job index takes one argument, got %d", len(args))
+	}
+	if !x.byInstance {
+		if s, ok := args[0].(int); !ok || s != JobPending {
+			return nil, fmt.Errorf("the job status index holds pending jobs only: asked for %#v", args[0])
+		}
+		return slices.Clone(pendingKey), nil
+	}
+	id, ok := args[0].(string)
+	if !ok {
+		return nil, fmt.Errorf("pending job index: argument must be a string: %#v", args[0])
+	}
+	return append([]byte(id), 0), nil
 }

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -19,10 +20,20 @@ type Object interface {
 func (i *Indexes) GetIndexes() *Indexes { return i }
 
 // Ref says that a table's rows point at rows of another table through one
-// field. The field must have a memdb index (AllowMissing when optional) so
-// that deleting the target can find what still uses it.
+// field. Deleting the target looks for rows that still use it: through a
+// memdb index of the field (AllowMissing when optional), or, with Scan, by
+// walking the table. An index costs every row of the table about 500 bytes
+// on every server, so a reference whose targets are rarely deleted (a
+// zone, an offering, a template, a pool) and that nothing else looks up is
+// scanned instead: the rare delete pays one pass over the table.
 type Ref struct {
-	Index string              // index on the referencing table
+	Index string // index on the referencing table
+	// Scan walks Index whole (in its order) and matches the field on each
+	// row, instead of looking the field up in Index. Give the index whose
+	// order a field index would have had among one value's rows ("id" for
+	// a field index, "create" for a createdBy one), so the first user
+	// found, which the in-use error names, stays the same.
+	Scan  bool
 	Table string              // referenced table
 	Value func(Object) string // the referenced ID, "" for none
 	// Values, instead of Value, names several referenced IDs (a field
@@ -48,6 +59,30 @@ type UniqueKey struct {
 	Index string
 	Args  func(Object) []any
 	What  string // "name", "name in this zone": used in the conflict message
+	// Holder, when set, replaces the lookup of Args in Index: it returns
+	// a row other than the object that holds the object's key, or nil.
+	Holder func(txn *memdb.Txn, o Object) (Object, error)
+}
+
+// holder returns a stored row other than obj that holds u's key of obj.
+func (u UniqueKey) holder(txn *memdb.Txn, table string, obj Object) (Object, error) {
+	if u.Holder != nil {
+		return u.Holder(txn, obj)
+	}
+	args := u.Args(obj)
+	if args == nil {
+		return nil, nil
+	}
+	it, err := txn.Get(table, u.Index, args...)
+	if err != nil {
+		return nil, err
+	}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		if other := raw.(Object); other.GetID() != obj.GetID() {
+			return other, nil
+		}
+	}
+	return nil, nil
 }
 
 // TableDef registers a table: its schema, its snapshot record type and the
@@ -111,18 +146,12 @@ func (d *TableDef) label(o Object) string {
 // checkUnique fails when another row shares one of obj's unique keys.
 func (d *TableDef) checkUnique(txn *memdb.Txn, obj Object) error {
 	for _, u := range d.Unique {
-		args := u.Args(obj)
-		if args == nil {
-			continue
-		}
-		it, err := txn.Get(d.Name, u.Index, args...)
+		other, err := u.holder(txn, d.Name, obj)
 		if err != nil {
 			return fmt.Errorf("%s unique check on %s: %w", d.Name, u.Index, err)
 		}
-		for raw := it.Next(); raw != nil; raw = it.Next() {
-			if other := raw.(Object); other.GetID() != obj.GetID() {
-				return stateErr(KindConflict, "a %s with this %s already exists (id %s)", d.Noun, u.What, other.GetID())
-			}
+		if other != nil {
+			return stateErr(KindConflict, "a %s with this %s already exists (id %s)", d.Noun, u.What, other.GetID())
 		}
 	}
 	return nil
@@ -158,7 +187,7 @@ func checkNoUsers(txn *memdb.Txn, table, id string) error {
 			if r.Table != table {
 				continue
 			}
-			raw, err := txn.First(d.Name, r.Index, id)
+			raw, err := r.firstUser(txn, d.Name, id)
 			if err != nil {
 				return fmt.Errorf("%s in-use check on %s: %w", d.Name, r.Index, err)
 			}
@@ -169,6 +198,31 @@ func checkNoUsers(txn *memdb.Txn, table, id string) error {
 		}
 	}
 	return nil
+}
+
+// firstUser returns the first row of table that points at id through r.
+func (r Ref) firstUser(txn *memdb.Txn, table, id string) (any, error) {
+	if !r.Scan {
+		return txn.First(table, r.Index, id)
+	}
+	it, err := txn.Get(table, r.Index)
+	if err != nil {
+		return nil, err
+	}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		if r.uses(raw.(Object), id) {
+			return raw, nil
+		}
+	}
+	return nil, nil
+}
+
+// uses reports whether o points at id through r, allocating nothing.
+func (r Ref) uses(o Object, id string) bool {
+	if r.Values != nil {
+		return slices.Contains(r.Values(o), id)
+	}
+	return r.Value(o) == id
 }
 
 func nounOf(table string) string {

@@ -287,9 +287,12 @@ func (e *vmEnv) wantAccounting() {
 			e.t.Errorf("host %s is overbooked: %d bytes of memory allocated of %d", hid, h.MemoryAllocated, h.MemoryTotal)
 		}
 	}
-	vols, _ := fsm.List[fsm.Volume](st, nil, fsm.TableVolumes, "pool", fxPool)
+	vols, _ := fsm.List[fsm.Volume](st, nil, fsm.TableVolumes, "id")
 	var bytes int64
 	for _, v := range vols {
+		if v.PoolID != fxPool {
+			continue
+		}
 		bytes += v.SizeBytes
 	}
 	if p := e.pool(); p.AllocatedBytes != bytes {

@@ -313,21 +313,12 @@ func StartedOnReport(st *fsm.Store, nv *fsm.VM, now time.Time) ([]fsm.TxnOp, err
 		nv.ObservedHostID != nv.HostID || nv.ObservedPower != fsm.PowerOn {
 		return nil, nil
 	}
-	jobs, err := fsm.List[fsm.AsyncJob](st, nil, fsm.TableJobs, "instance", nv.ID)
-	if err != nil {
-		return nil, err
+	jobs, err := fsm.List[fsm.AsyncJob](st, nil, fsm.TableJobs, "pending_instance", nv.ID)
+	if err != nil || len(jobs) != 1 {
+		return nil, err // none pending, or more than one: leave it to the runner
 	}
-	var job *fsm.AsyncJob
-	for _, j := range jobs {
-		if j.Status != fsm.JobPending {
-			continue
-		}
-		if job != nil {
-			return nil, nil // more than one pending: leave it to the runner
-		}
-		job = j
-	}
-	if job == nil || !slices.Contains(startCommands, job.Cmd) ||
+	job := jobs[0]
+	if !slices.Contains(startCommands, job.Cmd) ||
 		job.Params[VMParamID] != nv.ID || (job.Step != "starting" && !placedAtDeploy(job)) {
 		return nil, nil
 	}
