@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/stratus-cloud/stratus/fsm"
 )
@@ -51,9 +50,9 @@ func RecoverFromPeersFile(cfg Config) (bool, error) {
 	if !self {
 		return false, fmt.Errorf("%s does not list this server (%s) as a voter; a server recovers only into a configuration it votes in", path, cfg.NodeID)
 	}
-	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(raftDir, "raft.db")})
+	store, err := openLogStore(raftDir)
 	if err != nil {
-		return false, fmt.Errorf("open raft bolt store: %w", err)
+		return false, err
 	}
 	defer store.Close()
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(raftDir, 2, logger)
