@@ -58,6 +58,7 @@ type memCloud struct {
 	offering *ServiceOffering
 	template *Template
 	accounts []*Account
+	timed    bool // applyAll runs the benchmark's timer
 }
 
 func (c *memCloud) nextIndex() uint64 { c.index++; return c.index }
@@ -203,6 +204,20 @@ func (c *memCloud) deploy(tb testing.TB, n int) {
 	}
 }
 
+// applyAll applies a batch; with timed set, only the applying is timed.
+func (c *memCloud) applyAll(tb testing.TB, logs []*raft.Log) {
+	tb.Helper()
+	if b, ok := tb.(*testing.B); ok && c.timed {
+		b.StartTimer()
+		defer b.StopTimer()
+	}
+	for i, resp := range c.f.ApplyBatch(logs) {
+		if resp != nil {
+			tb.Fatalf("entry %d refused: %v", logs[i].Index, resp)
+		}
+	}
+}
+
 func (c *memCloud) onceLog(tb testing.TB, ops []TxnOp) *raft.Log {
 	tb.Helper()
 	data, err := WrapOnce(c.ids.next(), c.now, TxnRequestType, TxnRequest{Ops: ops})
@@ -210,15 +225,6 @@ func (c *memCloud) onceLog(tb testing.TB, ops []TxnOp) *raft.Log {
 		tb.Fatal(err)
 	}
 	return &raft.Log{Index: c.nextIndex(), Type: raft.LogCommand, Data: data}
-}
-
-func (c *memCloud) applyAll(tb testing.TB, logs []*raft.Log) {
-	tb.Helper()
-	for i, resp := range c.f.ApplyBatch(logs) {
-		if resp != nil {
-			tb.Fatalf("entry %d refused: %v", logs[i].Index, resp)
-		}
-	}
 }
 
 // liveHeap is the heap in use after a full collection.
@@ -328,4 +334,18 @@ func indexCosts(b *testing.B, s *Store) map[string]string {
 		out[t] = strings.Join(parts, ", ")
 	}
 	return out
+}
+
+// BenchmarkDeployApply is the CPU time of applying one deploy's two
+// commits (the same entries as BenchmarkStoreMemoryPerVM's), building the
+// entries untimed.
+//
+//	go test -run '^$' -bench BenchmarkDeployApply -benchtime 20000x ./fsm/
+func BenchmarkDeployApply(b *testing.B) {
+	c := newMemCloud(b)
+	c.timed = true
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.StopTimer()
+	c.deploy(b, b.N)
 }

@@ -201,6 +201,7 @@ func restoreRecord(txn *memdb.Txn, typ SnapshotType, body []byte) error {
 		if err := json.Unmarshal(body, obj); err != nil {
 			return fmt.Errorf("decode %s record: %w", t.table, err)
 		}
+		internRow(obj)
 		if err := txn.Insert(t.table, obj); err != nil {
 			return fmt.Errorf("restore %s record: %w", t.table, err)
 		}

@@ -128,6 +128,7 @@ func applyOp(txn *memdb.Txn, index uint64, op TxnOp) error {
 		if err := json.Unmarshal(op.Obj, obj); err != nil {
 			return stateErr(KindInvalid, "%s %s does not decode: %v", def.Noun, op.ID, err)
 		}
+		internRow(obj)
 		if obj.GetID() != op.ID {
 			return stateErr(KindInvalid, "%s id %q does not match the operation's id %q", def.Noun, obj.GetID(), op.ID)
 		}
