@@ -79,8 +79,8 @@ const DefaultHoldTimeout = 5 * time.Second
 // raft's check found 60,000 to 120,000 new entries at 120 s, so the log
 // (kept in raft.db, which never shrinks, and mapped into memory) reached
 // 70,000 entries and more: a 290 MB raft.db, 240 to 260 MB of it
-// resident. At 30 s it is 25,000 to 40,000 entries: at the shortest gap a
-// 116 MB raft.db, 100 MB resident (BenchmarkLogStore, docs/benchmarks.md
+// resident. At 30 s it is 25,000 to 40,000 entries: a raft.db of 116 to
+// 176 MB, 100 to 160 MB resident (BenchmarkLogStore, docs/benchmarks.md
 // "Raft log store"). The price is
 // up to four times as many snapshots under sustained writes (at 100,000
 // VMs about 95 MiB and one to two seconds of a core each); a quiet

@@ -86,8 +86,8 @@ func BenchmarkLogStore(b *testing.B) {
 	}
 	// At 500 entries/s (a deploy ramp) raft's snapshot check, every one to
 	// two SnapshotIntervals, finds far more than SnapshotThreshold new
-	// entries: 60,000 or more at raft's default of 120 s, 15,000 or more
-	// at 30 s.
+	// entries: 60,000 to 120,000 at raft's default of 120 s, 15,000 to
+	// 30,000 at 30 s.
 	every := func(n uint64) func(*logStoreWorkload) {
 		return func(w *logStoreWorkload) { w.threshold, w.entries = n, max(w.entries, int(3*n)) }
 	}
@@ -110,6 +110,7 @@ func BenchmarkLogStore(b *testing.B) {
 		{"map-nofreelistsync-every60k", and(earlier, bolt(bbolt.FreelistMapType, true), every(60_000))},
 		{"current-every60k", and(current, every(60_000))},
 		{"current-every15k", and(current, every(15_000))},
+		{"current-every30k", and(current, every(30_000))},
 	}
 	for _, r := range runs {
 		b.Run(r.name, func(b *testing.B) {
