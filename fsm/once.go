@@ -1,6 +1,8 @@
 package fsm
 
 import (
+	"encoding/binary"
+	"encoding/hex"
 	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -45,11 +47,12 @@ type AppliedRequest struct {
 func (a *AppliedRequest) GetID() string { return a.ID }
 
 func init() {
+	// No index by expiry: each would cost every remembered request about
+	// 500 bytes (a server remembers 100 requests a second for ten minutes
+	// while VMs are deployed), and forgetRequests finds expired ones
+	// without it.
 	RegisterTable(TableDef{
 		Name: tableRequests, Noun: "request", Snapshot: RequestSnapshot, New: func() Object { return new(AppliedRequest) },
-		Indexes: map[string]*memdb.IndexSchema{
-			"expires": {Indexer: &memdb.UintFieldIndex{Field: "Expires"}},
-		},
 	})
 }
 
@@ -69,24 +72,64 @@ func IsOnce(data []byte) bool {
 	return err == nil && env.Type == OnceRequestType
 }
 
-// maxForgetPerApply bounds the pruning work of one entry.
-const maxForgetPerApply = 256
+// forgetSweep is how many remembered requests each apply looks at to
+// forget the expired ones: a request is forgotten some time after it
+// expires, when a sweep passes it. Sweeps start at a point of the ID order
+// drawn from the entry's time, so with random request IDs each looks at a
+// random stretch of the table, and the table holds about 1/(1-1/16) times
+// the requests of the window, the expired ones not yet swept.
+const forgetSweep = 16
 
 // forgetRequests drops remembered requests that expired before now (the
-// proposer's clock of the entry being applied, so every replica agrees).
+// proposer's clock of the entry being applied, so every replica agrees)
+// among the forgetSweep that follow sweepStart(now) in ID order, wrapping
+// around. A request is never forgotten before it expires, so a repeat
+// within OnceWindow is always answered from the first outcome, as when
+// expired requests were forgotten in order of expiry; only how long an
+// expired one lingers differs.
 func forgetRequests(txn *memdb.Txn, now uint64) {
-	it, err := txn.Get(tableRequests, "expires")
+	start := sweepStart(now)
+	it, err := txn.LowerBound(tableRequests, "id", start)
 	if err != nil {
 		return
 	}
 	var old []any
-	for raw := it.Next(); raw != nil && len(old) < maxForgetPerApply; raw = it.Next() {
-		if raw.(*AppliedRequest).Expires >= now {
-			break
+	wrapped := false
+	for seen := 0; seen < forgetSweep; {
+		raw := it.Next()
+		if raw == nil {
+			if wrapped {
+				break
+			}
+			wrapped = true
+			if it, err = txn.Get(tableRequests, "id"); err != nil {
+				break
+			}
+			continue
 		}
-		old = append(old, raw)
+		r := raw.(*AppliedRequest)
+		if wrapped && r.ID >= start {
+			break // around the whole table
+		}
+		seen++
+		if r.Expires < now {
+			old = append(old, raw)
+		}
 	}
 	for _, o := range old {
 		_ = txn.Delete(tableRequests, o)
 	}
+}
+
+// sweepStart is a point in the ID order of UUIDs drawn from t: eight hex
+// digits of a mix of its bits (splitmix64), spread evenly over the IDs
+// whatever the spacing of the times.
+func sweepStart(t uint64) string {
+	z := t + 0x9e3779b97f4a7c15
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	z ^= z >> 31
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], uint32(z>>32))
+	return hex.EncodeToString(b[:])
 }

@@ -3,6 +3,7 @@ package fsm
 import (
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -84,4 +85,32 @@ func TestOnceRefusesNesting(t *testing.T) {
 	if err, _ := resp.(*StateError); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("nested once: %v, want invalid", resp)
 	}
+}
+
+// TestOnceRemembersTheWindowAndForgetsTheRest: over a long run of
+// requests, one a second, every request of the last OnceWindow is still
+// remembered, and the expired ones are forgotten as sweeps pass them, so
+// the table stays near the size of the window.
+func TestOnceRemembersTheWindowAndForgetsTheRest(t *testing.T) {
+	f := seeded(t)
+	ids := memIDs{rand.New(rand.NewPCG(1, 2))}
+	const n, step = 3000, time.Second
+	sent := make([]string, n)
+	for i := range n {
+		sent[i] = ids.next()
+		if resp := f.Apply(onceLog(t, uint64(2+i), sent[i], testTime.Add(time.Duration(i)*step), NoopRequestType, struct{}{})); resp != nil {
+			t.Fatal(resp)
+		}
+	}
+	window := int(OnceWindow / step)
+	for i := n - 1 - window; i < n; i++ {
+		if r, _ := Get[AppliedRequest](f.State(), nil, tableRequests, sent[i]); r == nil {
+			t.Fatalf("request %d of %d, inside the window, was forgotten", i, n)
+		}
+	}
+	held, _ := f.State().Count(tableRequests, "id")
+	if held > window*3/2 {
+		t.Fatalf("%d requests remembered, want near the %d of the window", held, window)
+	}
+	t.Logf("%d requests remembered for a window of %d", held, window)
 }
