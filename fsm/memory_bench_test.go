@@ -75,10 +75,10 @@ func (c *memCloud) applyOnce(tb testing.TB, ops ...TxnOp) {
 	}
 }
 
-// newMemCloud seeds a zone of one pod, two clusters of 500 hosts (as
+// newMemCloud seeds a zone of one pod, clusters of up to 500 hosts (as
 // bench-scale groups them) each with a shared NFS pool, a 1 CPU / 128 MiB
 // offering, a ready template and 32 tenant accounts beside the admin.
-func newMemCloud(tb testing.TB) *memCloud {
+func newMemCloud(tb testing.TB, hosts int) *memCloud {
 	tb.Helper()
 	c := &memCloud{f: New(nil), ids: memIDs{rand.New(rand.NewPCG(7, 7))}, now: testTime, pools: map[string]string{}}
 	boot := testBootstrap()
@@ -90,13 +90,13 @@ func newMemCloud(tb testing.TB) *memCloud {
 	pod := testPod(c.ids.next(), c.zone, "pod1")
 	c.pod = pod.ID
 	c.applyOnce(tb, Create(tableZones, &z), Create(TablePods, pod))
-	for ci := range memBenchHosts / 500 {
+	for ci := range (hosts + 499) / 500 {
 		cl := testCluster(c.ids.next(), c.zone, c.pod, fmt.Sprintf("cluster%d", ci))
 		pool := testPool(c.ids.next(), c.zone, c.pod, cl.ID, fmt.Sprintf("nfs%d", ci))
 		pool.CapacityBytes = 1 << 60
 		c.pools[cl.ID] = pool.ID
 		c.applyOnce(tb, Create(TableClusters, cl), Create(TableStoragePools, pool))
-		for hi := range 500 {
+		for hi := range min(500, hosts-ci*500) {
 			ip := fmt.Sprintf("10.1.%d.%d", ci*2+hi/250, hi%250+1)
 			h := testHost(c.ids.next(), c.zone, c.pod, cl.ID, ip)
 			h.Name, h.State, h.HostTags = fmt.Sprintf("sim-%d-%d", ci, hi), HostStateUp, nil
@@ -247,7 +247,7 @@ var memTables = []string{tableRequests, TableEvents, TableJobs, TableVolumes, Ta
 //	go test -run '^$' -bench BenchmarkStoreMemoryPerVM -benchtime 1x ./fsm/
 func BenchmarkStoreMemoryPerVM(b *testing.B) {
 	for b.Loop() {
-		c := newMemCloud(b)
+		c := newMemCloud(b, memBenchHosts)
 		base := liveHeap()
 		c.deploy(b, memBenchVMs)
 		full := liveHeap()
@@ -342,7 +342,7 @@ func indexCosts(b *testing.B, s *Store) map[string]string {
 //
 //	go test -run '^$' -bench BenchmarkDeployApply -benchtime 20000x ./fsm/
 func BenchmarkDeployApply(b *testing.B) {
-	c := newMemCloud(b)
+	c := newMemCloud(b, memBenchHosts)
 	c.timed = true
 	b.ReportAllocs()
 	b.ResetTimer()
