@@ -157,7 +157,9 @@ func TestTemplateSyncStopsOnRevokeAndResumesOnTheNextLeader(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	defer close(release)
+	var once sync.Once
+	open := func() { once.Do(func() { close(release) }) }
+	defer open()
 	m := newFixture(t)
 	register(t, m, "slow", srv.URL+"/slow.qcow2", "")
 
@@ -177,7 +179,10 @@ func TestTemplateSyncStopsOnRevokeAndResumesOnTheNextLeader(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer second.Revoke()
-	release <- struct{}{}
+	// Open the server for every request: the first leader's request may
+	// still be waiting in the handler (its cancel not seen yet), and a
+	// single release could go to it instead of the next leader's.
+	open()
 	if got := waitCopy(t, m, "slow"); got.DownloadState != fsm.DownloadDownloaded || got.Size != 1<<30 {
 		t.Fatalf("copy after the next leader = %+v", got)
 	}
