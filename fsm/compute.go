@@ -434,14 +434,5 @@ func instanceNameHolder(txn *memdb.Txn, o Object) (Object, error) {
 			return w, nil
 		}
 	}
-	it, err := txn.Get(TableVMs, "instance", v.InstanceName)
-	if err != nil {
-		return nil, err
-	}
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		if w := raw.(*VM); w.ID != v.ID {
-			return w, nil
-		}
-	}
-	return nil, nil
+	return otherRow(txn, TableVMs, "instance", v.ID, v.InstanceName)
 }

@@ -58,17 +58,7 @@ func TestScannedRefsFindTheRowTheirIndexFound(t *testing.T) {
 		}
 		ts := mustSchema().Tables[table]
 		ts.Indexes["former"] = &memdb.IndexSchema{Name: "former", AllowMissing: idx.AllowMissing, Indexer: idx.Indexer}
-		db, err := memdb.NewMemDB(&memdb.DBSchema{Tables: map[string]*memdb.TableSchema{table: ts}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		txn := db.Txn(true)
-		for _, r := range rows {
-			if err := txn.Insert(table, r); err != nil {
-				t.Fatal(err)
-			}
-		}
-		txn.Commit()
+		db := loadTable(t, ts, rows)
 		r := refs[name]
 		for _, target := range []string{"z-0", "z-1", "z-2", "so-0", "so-3", "t-0", "t-1", "sp-0", "sp-2", "none"} {
 			want, err := db.Txn(false).First(table, "former", target)

@@ -304,17 +304,7 @@ func indexCosts(b *testing.B, s *Store) map[string]string {
 				ts.Indexes[n] = full.Indexes[n]
 			}
 			before := liveHeap()
-			db, err := memdb.NewMemDB(&memdb.DBSchema{Tables: map[string]*memdb.TableSchema{t: ts}})
-			if err != nil {
-				b.Fatal(err)
-			}
-			txn := db.Txn(true)
-			for _, r := range rows {
-				if err := txn.Insert(t, r); err != nil {
-					b.Fatal(err)
-				}
-			}
-			txn.Commit()
+			db := loadTable(b, ts, rows)
 			after := liveHeap()
 			runtime.KeepAlive(db)
 			return after - before
@@ -348,4 +338,21 @@ func BenchmarkDeployApply(b *testing.B) {
 	b.ResetTimer()
 	b.StopTimer()
 	c.deploy(b, b.N)
+}
+
+// loadTable returns a memdb of the one table ts describes, holding rows.
+func loadTable[T any](tb testing.TB, ts *memdb.TableSchema, rows []T) *memdb.MemDB {
+	tb.Helper()
+	db, err := memdb.NewMemDB(&memdb.DBSchema{Tables: map[string]*memdb.TableSchema{ts.Name: ts}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	txn := db.Txn(true)
+	for _, r := range rows {
+		if err := txn.Insert(ts.Name, r); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	txn.Commit()
+	return db
 }

@@ -73,12 +73,18 @@ func (u UniqueKey) holder(txn *memdb.Txn, table string, obj Object) (Object, err
 	if args == nil {
 		return nil, nil
 	}
-	it, err := txn.Get(table, u.Index, args...)
+	return otherRow(txn, table, u.Index, obj.GetID(), args...)
+}
+
+// otherRow returns the first row that index finds for args in table,
+// other than the row id, or nil.
+func otherRow(txn *memdb.Txn, table, index, id string, args ...any) (Object, error) {
+	it, err := txn.Get(table, index, args...)
 	if err != nil {
 		return nil, err
 	}
 	for raw := it.Next(); raw != nil; raw = it.Next() {
-		if other := raw.(Object); other.GetID() != obj.GetID() {
+		if other := raw.(Object); other.GetID() != id {
 			return other, nil
 		}
 	}
