@@ -67,16 +67,30 @@ func (gc *groupCommitter) queued() int {
 	return len(gc.queue)
 }
 
+// poll waits until cond holds: what it watches (a queue, a count of
+// calls) has no channel to wait on.
+func poll(t *testing.T, cond func() bool, format string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second) // generous: the machine may be busy
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf(format, args...)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // waitQueued waits until n changes wait in the queue.
 func waitQueued(t *testing.T, gc *groupCommitter, n int) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second) // generous: the machine may be busy
-	for gc.queued() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d changes queued, want %d", gc.queued(), n)
-		}
-		time.Sleep(time.Millisecond) // polling a queue length: nothing to wait on
-	}
+	poll(t, func() bool { return gc.queued() >= n }, "fewer than %d changes queued", n)
+}
+
+// waitHeld waits until the first commit reached raft (and holds at its
+// gate).
+func waitHeld(t *testing.T, gc *gatedCluster) {
+	t.Helper()
+	poll(t, func() bool { n, _ := gc.counts(); return n > 0 }, "the first change never reached raft")
 }
 
 // renamed returns an update of a host with a new name, read at its index.
@@ -109,13 +123,7 @@ func TestGroupCommitGathersChangesWhileOneIsCommitted(t *testing.T) {
 	errs := make(chan error, len(ids))
 	go func() { errs <- g.commit(context.Background(), []fsm.TxnOp{renamed(st, ids[0], "first")}) }()
 	// The first change is alone in its commit, which holds at the gate.
-	deadline := time.Now().Add(30 * time.Second)
-	for n, _ := gc.counts(); n == 0; n, _ = gc.counts() {
-		if time.Now().After(deadline) {
-			t.Fatal("the first change never reached raft")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitHeld(t, gc)
 	for _, id := range ids[1:] {
 		go func() { errs <- g.commit(context.Background(), []fsm.TxnOp{renamed(st, id, "renamed-"+id)}) }()
 	}
@@ -158,13 +166,7 @@ func TestGroupCommitRefusesOnlyTheStaleChange(t *testing.T) {
 	go func() {
 		results <- result{ids[0], g.commit(context.Background(), []fsm.TxnOp{renamed(st, ids[0], "first")})}
 	}()
-	deadline := time.Now().Add(30 * time.Second)
-	for n, _ := gc.counts(); n == 0; n, _ = gc.counts() {
-		if time.Now().After(deadline) {
-			t.Fatal("the first change never reached raft")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitHeld(t, gc)
 	for _, id := range ids[1:] {
 		op := renamed(st, id, "renamed-"+id)
 		if id == ids[3] {
@@ -213,17 +215,10 @@ func TestLeasesLostTogetherCommitTogether(t *testing.T) {
 	e.clk.Advance(graceMax) // every lease runs out now
 	// The first group's commit holds at the gate (it took the expiries
 	// queued when it started); the others gather behind it.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	poll(t, func() bool {
 		_, counts := gc.counts()
-		if len(counts) == 1 && counts[0]+e.c.group.queued() == len(ids) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("held commits %v and %d queued, want all %d expiries waiting", counts, e.c.group.queued(), len(ids))
-		}
-		time.Sleep(time.Millisecond) // polling a queue length: nothing to wait on
-	}
+		return len(counts) == 1 && counts[0]+e.c.group.queued() == len(ids)
+	}, "not all %d expiries held or queued", len(ids))
 	gc.open()
 	for _, id := range ids {
 		e.untilHost(id, fsm.HostStateDown, fsm.HAStateFenced)
