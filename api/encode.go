@@ -166,6 +166,12 @@ func marshalCompact(v any) ([]byte, error) {
 	if v == nil {
 		return []byte("{}"), nil
 	}
+	if l, ok := v.(listBody); ok {
+		// Built from marshalCompact parts, so already compact and without
+		// null members: encoding/json would validate and compact its
+		// MarshalJSON output again, a full pass over a page of 500 rows.
+		return l.MarshalJSON()
+	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
