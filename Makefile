@@ -55,7 +55,7 @@ bench: build deps
 # through the API; prints placements/s, list latencies, RSS, snapshot and
 # catch-up figures. See docs/benchmarks.md. Knobs: STRATUS_SCALE_CLIENTS,
 # _FAILOVERS, _LIST_SAMPLES, _DEPLOY_TIMEOUT, _STALL, _SERVER_ARGS (default
-# "-memory-limit 3GiB -raft-leader-lease-timeout 1s"), _SIM_NICE (0), _OUT
+# "-memory-limit 3GiB -gc-percent 300 -raft-leader-lease-timeout 1s"), _SIM_NICE (0), _OUT
 # (JSON), _PROFILES (CPU and heap profiles of the servers and the simulator).
 bench-scale: build deps
 	STRATUS_BENCH_SCALE=1 STRATUS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -v -timeout 90m -run '^TestBenchmarkScale$$' ./e2e/

@@ -56,3 +56,28 @@ func applyMemoryLimit(limit int64, logger hclog.Logger) {
 	debug.SetMemoryLimit(limit)
 	logger.Info("soft memory limit set", "bytes", limit, "mib", limit>>20)
 }
+
+// checkGCPercent refuses a -gc-percent the runtime would not take, and -1
+// (no percent) without a memory limit, which would let the heap grow until
+// the machine runs out.
+func checkGCPercent(pct int, limit int64) error {
+	switch {
+	case pct < -1:
+		return fmt.Errorf("-gc-percent %d: use a percent above 0 (such as 300), -1 for none, or 0 for Go's default", pct)
+	case pct == -1 && limit <= 0:
+		return fmt.Errorf("-gc-percent -1 needs -memory-limit: without either the heap would grow until the machine runs out of memory")
+	}
+	return nil
+}
+
+// applyGCPercent sets the collector's percent (GOGC), when one is given.
+// Below the memory limit it decides how often the collector runs: on a
+// server whose live heap is mostly the store, the default 100 marks the
+// whole store again each time the heap has grown by as much again.
+func applyGCPercent(pct int, logger hclog.Logger) {
+	if pct == 0 {
+		return
+	}
+	prev := debug.SetGCPercent(pct)
+	logger.Info("garbage collector percent set", "percent", pct, "was", prev)
+}

@@ -1,6 +1,9 @@
 package main
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestParseByteSize(t *testing.T) {
 	good := map[string]int64{
@@ -16,5 +19,39 @@ func TestParseByteSize(t *testing.T) {
 		if got, err := parseByteSize(in); err == nil {
 			t.Errorf("parseByteSize(%q) = %d, want an error", in, got)
 		}
+	}
+}
+
+// TestGCPercentFlag checks what a server refuses at start: a percent Go
+// would not take, and no percent without a memory limit.
+func TestGCPercentFlag(t *testing.T) {
+	t.Setenv("STRATUS_CLUSTER_SECRET", "0123456789abcdef0123")
+	base := []string{"-data-dir", t.TempDir()}
+	for _, tc := range []struct {
+		args []string
+		want int
+		err  string
+	}{
+		{nil, 0, ""},
+		{[]string{"-gc-percent", "300"}, 300, ""},
+		{[]string{"-gc-percent", "-1", "-memory-limit", "3GiB"}, -1, ""},
+		{[]string{"-gc-percent", "-1"}, 0, "needs -memory-limit"},
+		{[]string{"-gc-percent", "-5", "-memory-limit", "3GiB"}, 0, "-gc-percent -5"},
+	} {
+		f, err := parseServerFlags(append(append([]string{}, base...), tc.args...))
+		switch {
+		case tc.err != "":
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%v: error %v, want one containing %q", tc.args, err, tc.err)
+			}
+		case err != nil:
+			t.Errorf("%v: %v", tc.args, err)
+		case f.gcPercent != tc.want:
+			t.Errorf("%v: gc percent %d, want %d", tc.args, f.gcPercent, tc.want)
+		}
+	}
+	t.Setenv("STRATUS_GC_PERCENT", "200")
+	if f, err := parseServerFlags(base); err != nil || f.gcPercent != 200 {
+		t.Errorf("STRATUS_GC_PERCENT=200: percent %v, %v", f, err)
 	}
 }

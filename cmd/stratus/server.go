@@ -46,6 +46,7 @@ type serverFlags struct {
 	deadServerThreshold                    time.Duration
 	pprofAddr                              string
 	memoryLimit                            string
+	gcPercent                              int
 	tls                                    tlsFlags
 }
 
@@ -104,6 +105,7 @@ func parseServerFlags(args []string) (*serverFlags, error) {
 	fs.DurationVar(&f.deadServerThreshold, "dead-server-threshold", envDuration("DEAD_SERVER_THRESHOLD", cluster.DefaultDeadServerThreshold), "how long a voter must be unseen in gossip before autopilot removes it (env STRATUS_DEAD_SERVER_THRESHOLD)")
 	fs.StringVar(&f.pprofAddr, "pprof-addr", envOr("PPROF_ADDR", ""), "serve Go's pprof profiles on this address (host:port; no host means 127.0.0.1; port 0 picks one, written to <data-dir>/pprof-addr); off when empty (env STRATUS_PPROF_ADDR)")
 	fs.StringVar(&f.memoryLimit, "memory-limit", envOr("MEMORY_LIMIT", ""), "soft limit of the server's memory, such as 3GiB: the Go collector works harder near it instead of letting the heap grow to twice what is live; none when empty (env STRATUS_MEMORY_LIMIT; see docs/deploy.md)")
+	fs.IntVar(&f.gcPercent, "gc-percent", envInt("GC_PERCENT", 0), "how far the heap may grow past what is live before the Go collector runs, in percent (GOGC): 300 lets it reach four times the live heap, trading memory for CPU, with -memory-limit as the cap; -1 turns the percent off and leaves only the limit; 0 keeps GOGC or Go's 100 (env STRATUS_GC_PERCENT; see docs/deploy.md)")
 	f.tls.register(fs, "", true)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -127,8 +129,12 @@ func parseServerFlags(args []string) (*serverFlags, error) {
 	if f.secret == "" {
 		return nil, errors.New("a cluster secret is required: set STRATUS_CLUSTER_SECRET or -cluster-secret-file (the same on every server)")
 	}
-	if _, err := parseByteSize(f.memoryLimit); err != nil {
+	limit, err := parseByteSize(f.memoryLimit)
+	if err != nil {
 		return nil, fmt.Errorf("-memory-limit: %w", err)
+	}
+	if err := checkGCPercent(f.gcPercent, limit); err != nil {
+		return nil, err
 	}
 	if f.logFormat != "text" && f.logFormat != "json" {
 		return nil, fmt.Errorf("-log-format must be text or json, not %q", f.logFormat)
@@ -185,6 +191,7 @@ func runServer(args []string) error {
 	logger = logger.With("node_id", id)
 	limit, _ := parseByteSize(f.memoryLimit) // checked with the flags
 	applyMemoryLimit(limit, logger)
+	applyGCPercent(f.gcPercent, logger)
 	if f.pprofAddr != "" {
 		stop, err := startPprof(f.pprofAddr, f.dataDir, logger)
 		if err != nil {
