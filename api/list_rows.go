@@ -34,6 +34,27 @@ func (p *pager[T]) add(v T) {
 	p.total++
 }
 
+// filled reports whether the page is complete: no row after this one can
+// be on it.
+func (p *pager[T]) filled() bool {
+	return p.limit >= 0 && p.total >= p.start+p.limit
+}
+
+// scopeTally returns the number of rows of table that the scope q holds,
+// from the table's tally (fsm.Store.Tally), when use is set (the caller
+// filters nothing the tally does not) and the table keeps one. The scope's
+// accounts are the whole of it: a row's domain is its account's, so the
+// domain checks of q.keep hold for every row of those accounts.
+func scopeTally(r *Request, q scopeQuery, table string, use bool) (int, bool) {
+	if !use || (!q.all && len(q.accounts) == 0) {
+		return 0, false
+	}
+	if q.all {
+		return r.State().Tally(table)
+	}
+	return r.State().Tally(table, q.accounts...)
+}
+
 // pageParams reads page and pagesize for a pager.
 func pageParams[T any](r *Request) (*pager[T], *Error) {
 	start, limit, e := r.Params.Page(r.State().SettingInt(fsm.SettingDefaultPageSize))

@@ -31,7 +31,14 @@ func listVMs(r *Request) (any, *Error) {
 		return nil, e
 	}
 	byID := given(p, "id")
+	// With no filter, the total is the scope's tally and the walk ends
+	// with the page instead of visiting every VM to count it.
+	total, tallied := scopeTally(r, q, fsm.TableVMs, !byID && vmUnfiltered(p))
 	for v := range rows {
+		if tallied && pg.filled() {
+			pg.total = total
+			break
+		}
 		// Given an explicit id, the caller's own VM is shown whatever the
 		// scope parameters say; otherwise the scope applies.
 		if (!byID && !q.keep(v.AccountID, v.DomainID)) || !keep(v) {
@@ -87,6 +94,21 @@ func vmCandidates(r *Request, q scopeQuery) (iter.Seq[*fsm.VM], *Error) {
 		return nil, ErrInternal("virtual machine scan failed")
 	}
 	return rows, nil
+}
+
+// vmFilterParams are the parameters vmFilter (or vmCandidates) picks rows by.
+var vmFilterParams = []string{"id", "ids", "name", "state", "zoneid", "templateid", "serviceofferingid", "hostid", "podid",
+	"clusterid", "affinitygroupid", "haenable", "keyword"}
+
+// vmUnfiltered reports whether a listVirtualMachines request shows every
+// VM of its scope that the VM tally counts (all but those being expunged).
+func vmUnfiltered(p Params) bool {
+	for _, name := range vmFilterParams {
+		if given(p, name) {
+			return false
+		}
+	}
+	return len(p.List("ids")) == 0 && len(p.Map("tags")) == 0
 }
 
 // vmFilter builds the per-VM filter of listVirtualMachines' parameters.

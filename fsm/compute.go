@@ -307,6 +307,11 @@ func init() {
 			{Index: "affinity", Table: TableAffinityGroups, Values: func(o Object) []string { return o.(*VM).AffinityGroupIDs }},
 		},
 		Label: func(o Object) string { return o.(*VM).Name },
+		// listVirtualMachines leaves out VMs being expunged.
+		Tally: func(o Object) (string, bool) {
+			v := o.(*VM)
+			return v.AccountID, v.State != VMExpunging
+		},
 	})
 	RegisterTable(TableDef{
 		Name: TableVolumes, Noun: "volume", Snapshot: VolumeSnapshot, New: func() Object { return new(Volume) },

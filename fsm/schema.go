@@ -29,6 +29,7 @@ func schema() *memdb.DBSchema {
 			"id": {Name: "id", Unique: true, Indexer: &memdb.ConditionalIndex{Conditional: func(any) (bool, error) { return true, nil }}},
 		}},
 		tableSettings: {Name: tableSettings, Indexes: map[string]*memdb.IndexSchema{"id": idIndex("Name")}},
+		tableTallies:  {Name: tableTallies, Indexes: map[string]*memdb.IndexSchema{"id": idIndex("Key")}},
 	}}
 }
 

@@ -205,6 +205,9 @@ func restoreRecord(txn *memdb.Txn, typ SnapshotType, body []byte) error {
 		if err := txn.Insert(t.table, obj); err != nil {
 			return fmt.Errorf("restore %s record: %w", t.table, err)
 		}
+		if row, ok := obj.(Object); ok {
+			return retally(txn, tableDefs[t.table], nil, row)
+		}
 		return nil
 	}
 	if SnapshotType(IgnoreUnknownTypeFlag)&typ != 0 {

@@ -44,6 +44,20 @@ func insert(txn *memdb.Txn, table string, idx *Indexes, existing *Indexes, index
 		idx.CreateIndex = index
 	}
 	idx.ModifyIndex = index
+	if def := tableDefs[table]; def != nil && def.Tally != nil {
+		row := obj.(Object)
+		var old Object
+		if existing != nil {
+			raw, err := txn.First(table, "id", row.GetID())
+			if err != nil {
+				return fmt.Errorf("%s lookup %s: %w", table, row.GetID(), err)
+			}
+			old, _ = raw.(Object)
+		}
+		if err := retally(txn, def, old, row); err != nil {
+			return err
+		}
+	}
 	if err := txn.Insert(table, obj); err != nil {
 		return fmt.Errorf("insert into %s: %w", table, err)
 	}

@@ -104,6 +104,10 @@ type TableDef struct {
 	Refs    []Ref
 	// Label names a row in messages (its name); ID when nil.
 	Label func(Object) string
+	// Tally, when set, counts the table's rows per account as lists show
+	// them: the account a row counts under, and false for a row lists
+	// leave out (Store.Tally, tally.go).
+	Tally func(Object) (account string, counted bool)
 }
 
 var tableDefs = map[string]*TableDef{}

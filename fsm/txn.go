@@ -122,7 +122,7 @@ func applyOp(txn *memdb.Txn, index uint64, op TxnOp) error {
 		if err := txn.Delete(def.Name, existing); err != nil {
 			return fmt.Errorf("delete %s %s: %w", def.Noun, op.ID, err)
 		}
-		return nil
+		return retally(txn, def, existing, nil)
 	case VerbCreate, VerbUpdate:
 		obj := def.New()
 		if err := json.Unmarshal(op.Obj, obj); err != nil {
