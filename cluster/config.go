@@ -53,7 +53,9 @@ type Config struct {
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
 	LeaderLeaseTimeout time.Duration
-	// SnapshotThreshold is how many log entries trigger a snapshot.
+	// SnapshotThreshold is how many log entries trigger a snapshot in a
+	// small store; a larger one waits for more, up to 4 times as many
+	// (snapshot_threshold.go).
 	SnapshotThreshold uint64
 	// SnapshotInterval is how often raft checks for SnapshotThreshold new
 	// entries (it waits one to two intervals at random). Under sustained
@@ -82,9 +84,10 @@ const DefaultHoldTimeout = 5 * time.Second
 // resident. At 30 s it is 25,000 to 40,000 entries: a raft.db of 116 to
 // 176 MB, 100 to 160 MB resident (BenchmarkLogStore, docs/benchmarks.md
 // "Raft log store"). The price is
-// up to four times as many snapshots under sustained writes (at 100,000
-// VMs about 95 MiB and one to two seconds of a core each); a quiet
-// cluster still snapshots only every SnapshotThreshold entries.
+// up to four times as many snapshots under sustained writes; a store
+// large enough that a snapshot is costly (about 3.5 KB per VM, 35 MB at
+// 10,000 VMs) raises its threshold instead (snapshot_threshold.go), and a
+// quiet cluster still snapshots only every SnapshotThreshold entries.
 //
 // TrailingLogs, the entries a compaction keeps, stays at raft's 10,240:
 // a follower further behind than that gets the whole snapshot instead,

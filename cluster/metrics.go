@@ -11,11 +11,16 @@ import (
 )
 
 // timedFSM is the state machine raft drives, timing each Apply for the
-// stratus_fsm_apply_duration_seconds histogram. Snapshot and Restore are
-// the embedded FSM's.
-type timedFSM struct{ *fsm.FSM }
+// stratus_fsm_apply_duration_seconds histogram and counting the entries'
+// bytes for the snapshot threshold. Snapshot and Restore are the embedded
+// FSM's.
+type timedFSM struct {
+	*fsm.FSM
+	volume *logVolume
+}
 
 func (t timedFSM) Apply(l *raft.Log) any {
+	t.volume.add(l)
 	start := time.Now()
 	defer func() { metrics.FSMApply.Observe(time.Since(start).Seconds()) }()
 	return t.FSM.Apply(l)

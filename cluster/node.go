@@ -26,6 +26,8 @@ type Node struct {
 	fsm       *fsm.FSM
 	raft      *raft.Raft
 	store     *raftboltdb.BoltStore
+	snaps     raft.SnapshotStore
+	volume    logVolume // entries applied, for the snapshot threshold
 	transport *raft.NetworkTransport
 	gossip    *memberlist.Memberlist
 	events    chan struct{} // a gossip member joined, changed or left
@@ -70,7 +72,8 @@ func New(cfg Config) (*Node, error) {
 		n.closeStores()
 		return nil, err
 	}
-	n.wg.Add(3)
+	n.wg.Add(4)
+	go n.adaptSnapshots()
 	go n.leadership.monitor()
 	go n.handleEvents()
 	go n.joinLoop()
@@ -91,6 +94,7 @@ func (n *Node) setupRaft() error {
 	if err != nil {
 		return fmt.Errorf("open snapshot store: %w", err)
 	}
+	n.snaps = snaps
 	var advertise net.Addr
 	if n.cfg.RaftAdvertise != "" {
 		if advertise, err = net.ResolveTCPAddr("tcp", n.cfg.RaftAdvertise); err != nil {
@@ -138,7 +142,7 @@ func (n *Node) setupRaft() error {
 	if err != nil {
 		return fmt.Errorf("raft log cache: %w", err)
 	}
-	n.raft, err = raft.NewRaft(rc, timedFSM{n.fsm}, logs, store, snaps, n.transport)
+	n.raft, err = raft.NewRaft(rc, timedFSM{n.fsm, &n.volume}, logs, store, snaps, n.transport)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
@@ -284,6 +288,7 @@ func tuneRaftForWrites(rc *raft.Config) {
 // it for stratus_fsm_apply_duration_seconds: each entry is observed with
 // its share of the batch's time, so the histogram still counts entries.
 func (t timedFSM) ApplyBatch(logs []*raft.Log) []any {
+	t.volume.add(logs...)
 	start := time.Now()
 	resps := t.FSM.ApplyBatch(logs)
 	if len(logs) > 0 {
