@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stratus-cloud/stratus/cluster"
 	"github.com/stratus-cloud/stratus/fsm"
 	"github.com/stratus-cloud/stratus/hypervisor/agent"
 )
@@ -251,24 +252,5 @@ const relayIdleConns = 128
 // relayClient returns c (nil: a plain client with a 10 s timeout) with a
 // transport that keeps relayIdleConns idle connections per server.
 func relayClient(c *http.Client) *http.Client {
-	if c == nil {
-		c = &http.Client{Timeout: 10 * time.Second}
-	}
-	var tr *http.Transport
-	switch t := c.Transport.(type) {
-	case nil:
-		tr = http.DefaultTransport.(*http.Transport).Clone()
-	case *http.Transport:
-		if t.MaxIdleConnsPerHost >= relayIdleConns {
-			return c
-		}
-		tr = t.Clone()
-	default:
-		return c
-	}
-	tr.MaxIdleConnsPerHost = relayIdleConns
-	tr.MaxIdleConns = max(tr.MaxIdleConns, 4*relayIdleConns)
-	out := *c
-	out.Transport = tr
-	return &out
+	return cluster.PooledClient(c, relayIdleConns, 10*time.Second)
 }

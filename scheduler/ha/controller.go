@@ -265,6 +265,15 @@ func (c *Controller) Revoke() {
 // (the API then relays the heartbeat). A heartbeat of a host that is not
 // Up (or not showing its healthy HA state) commits it Up and calls off a
 // fence under way: the host is alive.
+//
+// The lease is renewed before the host's lock is taken, and only one
+// heartbeat of a host at a time waits for that lock. An expiry holds the
+// lock across its commit; when commits are slow (thousands of leases ran
+// out together, the leader is loaded), heartbeats that renewed only once
+// they had the lock let leases run out while they waited, and every retry
+// of every agent added a handler blocked on the same lock, each holding a
+// connection: at 10,000 hosts a new leader had 10,500 such handlers and
+// ran out of file descriptors.
 func (c *Controller) Heartbeat(hostID string, sent, received time.Time) (fsm.LeaseTiming, bool) {
 	c.mu.Lock()
 	if !c.leading || !c.cl.IsLeader() {
@@ -272,29 +281,16 @@ func (c *Controller) Heartbeat(hostID string, sent, received time.Time) (fsm.Lea
 		return fsm.LeaseTiming{}, false
 	}
 	c.tuneLocked(c.clock.Now())
-	t := c.timers[hostID]
-	if t == nil {
-		t = c.armLocked(hostID, received.Add(c.tuning.grant.Deadline()))
-	}
-	c.mu.Unlock()
-	// Hold the host's lock from here to the end, so an expiry whose timer
-	// fired before this heartbeat either committed before it (and this
-	// heartbeat undoes it) or commits nothing at all.
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	c.mu.Lock()
-	if !c.leading || c.timers[hostID] != t {
-		c.mu.Unlock()
-		return fsm.LeaseTiming{}, false
-	}
-	st := c.cl.State()
 	g := c.tuning.grant
 	d := received.Add(g.Deadline())
-	if t.floor.After(d) {
+	t := c.timers[hostID]
+	if t != nil && t.floor.After(d) {
 		d = t.floor
 	}
+	t = c.armLocked(hostID, d)
 	t.floor, t.ttl = d, g.TTL
-	c.armLocked(hostID, d)
+	// A new epoch: an expiry that has not yet committed a step now commits
+	// nothing (quiet), one committing now is undone below.
 	t.epoch++
 	t.heard = received
 	if stop := c.fencing[hostID]; stop != nil {
@@ -302,6 +298,21 @@ func (c *Controller) Heartbeat(hostID string, sent, received time.Time) (fsm.Lea
 	}
 	term, ctx := c.term, c.ctx
 	c.mu.Unlock()
+	// The lock is held by an expiry's commit that began before this
+	// heartbeat, or by another heartbeat of this host on its way to commit
+	// it Up. Either way the next heartbeat finds the host as that commit
+	// left it and marks it Up if it is not; this one is answered now.
+	if !t.mu.TryLock() {
+		return g, true
+	}
+	defer t.mu.Unlock()
+	c.mu.Lock()
+	current := c.leading && c.term == term && c.timers[hostID] == t
+	c.mu.Unlock()
+	if !current {
+		return fsm.LeaseTiming{}, false // the term ended meanwhile: relay it
+	}
+	st := c.cl.State()
 	h, err := fsm.Get[fsm.Host](st, nil, fsm.TableHosts, hostID)
 	if err == nil && h != nil && (h.State != fsm.HostStateUp || h.HAState != healthyHAState(h)) {
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)

@@ -231,3 +231,62 @@ func TestLeasesLostTogetherCommitTogether(t *testing.T) {
 		t.Fatalf("host updates per transaction = %v: the %d expiries that waited were not committed together", counts, len(ids))
 	}
 }
+
+// TestHeartbeatsDuringASlowExpiryAreAnswered: while a host's Disconnected
+// commit waits on a slow raft (holding the host's lock), heartbeats of that
+// host are answered at once: they renew the lease rather than queue behind
+// the lock, each holding its agent's connection. The expiry goes no
+// further than the commit it had begun (no fence), and a later heartbeat
+// brings the host back Up.
+func TestHeartbeatsDuringASlowExpiryAreAnswered(t *testing.T) {
+	e := newEnv(t, upHosts("h-1"))
+	gc := &gatedCluster{memCluster: e.m}
+	e.c.cl, e.c.group.cl = gc, gc
+	t.Cleanup(gc.open)
+	e.establish()
+	e.beat("h-1")
+	e.untilHost("h-1", fsm.HostStateUp, fsm.HAStateAvailable)
+	gc.mu.Lock()
+	gc.gate = make(chan struct{})
+	gc.hostTxns, gc.hostCounts = 0, nil
+	gc.mu.Unlock()
+	e.clk.Advance(graceMax) // the lease runs out
+	waitHeld(t, gc)         // its Disconnected commit holds at the gate
+
+	answered := make(chan error, 1)
+	go func() {
+		for i := range 5 {
+			if _, ok := e.c.Heartbeat("h-1", e.clk.Now(), e.clk.Now()); !ok {
+				answered <- fmt.Errorf("heartbeat %d refused on the leader", i)
+				return
+			}
+		}
+		answered <- nil
+	}()
+	select {
+	case err := <-answered:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("heartbeats of a host wait for the commit of its expiry")
+	}
+
+	gc.open()
+	e.until("the held Disconnected commit to land", func(st *fsm.Store) bool {
+		h, _ := fsm.Get[fsm.Host](st, nil, fsm.TableHosts, "h-1")
+		return h.State != fsm.HostStateUp
+	})
+	poll(t, func() bool {
+		e.beat("h-1") // marks it Up once the expiry has let go of the host
+		h := e.host("h-1")
+		return h.State == fsm.HostStateUp && h.HAState == fsm.HAStateAvailable
+	}, "host never came back Up: %+v", e.host("h-1"))
+	e.c.Revoke() // waits for the expiry to end
+	if n := len(e.events("HOST.FENCE", "h-1")); n != 0 {
+		t.Fatalf("a host heartbeating during its expiry was fenced (%d HOST.FENCE events)", n)
+	}
+	if h := e.host("h-1"); h.State != fsm.HostStateUp || h.HAState != fsm.HAStateAvailable {
+		t.Fatalf("host = %s/%s after the expiry ended, want Up/Available", h.State, h.HAState)
+	}
+}
