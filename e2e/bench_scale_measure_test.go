@@ -134,8 +134,11 @@ func procCPU(pid int) time.Duration {
 }
 
 // cpuUse is the CPU time of every process of the benchmark.
-func cpuUse(c *testCluster, sim *proc) map[string]time.Duration {
-	m := map[string]time.Duration{"sim": procCPU(sim.pid()), "clients": procCPU(os.Getpid())}
+func cpuUse(c *testCluster, sim scaleSims) map[string]time.Duration {
+	m := map[string]time.Duration{"clients": procCPU(os.Getpid())}
+	for _, p := range sim {
+		m["sim"] += procCPU(p.pid())
+	}
 	for _, s := range c.servers {
 		if s.running() {
 			m[s.id] = procCPU(s.pid())
@@ -162,15 +165,18 @@ func loadAvg() string {
 	return strings.Fields(string(b))[0]
 }
 
-// measureRSS returns the RSS of every running server and of the sim.
-func measureRSS(c *testCluster, sim *proc) map[string]int64 {
+// measureRSS returns the RSS of every running server and of the sim
+// processes together.
+func measureRSS(c *testCluster, sim scaleSims) map[string]int64 {
 	m := map[string]int64{}
 	for _, s := range c.servers {
 		if s.running() {
 			m[s.id] = procRSS(s.pid())
 		}
 	}
-	m["sim"] = procRSS(sim.pid())
+	for _, p := range sim {
+		m["sim"] += procRSS(p.pid())
+	}
 	return m
 }
 
@@ -308,8 +314,15 @@ func (p *profiler) cpu(phase string, c *testCluster, delay time.Duration) func()
 	done := make(chan func(), 1)
 	go func() {
 		time.Sleep(delay)
-		// The simulator too, as one more "server" with its data dir.
-		sim := &testCluster{t: p.t, servers: []*server{{id: "sim", dataDir: filepath.Join(c.dir, "sim")}}}
+		// The simulator's processes too, as more "servers" with their
+		// data dirs (c.dir/sim or c.dir/sim-N, see startScaleSim).
+		sim := &testCluster{t: p.t}
+		dirs, _ := filepath.Glob(filepath.Join(c.dir, "sim*"))
+		for _, d := range dirs {
+			if fi, err := os.Stat(d); err == nil && fi.IsDir() {
+				sim.servers = append(sim.servers, &server{id: filepath.Base(d), dataDir: d})
+			}
+		}
 		waitSim := profileServers(p.t, sim, "scale-"+phase, 30*time.Second)
 		waitServers := profileServers(p.t, c, "scale-"+phase, 30*time.Second)
 		done <- func() { waitServers(); waitSim() }

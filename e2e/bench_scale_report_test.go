@@ -18,6 +18,7 @@ type scaleReport struct {
 	Started       time.Time                `json:"started"`
 	Machine       string                   `json:"machine"`
 	Hosts         int                      `json:"hosts"`
+	SimProcs      int                      `json:"sim_processes"`
 	VMsWanted     int                      `json:"vms_wanted"`
 	Clients       int                      `json:"clients"`
 	HostsUp       time.Duration            `json:"hosts_up_ns"`
@@ -113,8 +114,8 @@ func (r *scaleReport) print(t *testing.T, cfg scaleConfig) {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "\n## Scale benchmark (%s)\n\n", r.Started.Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(&sb, "- command: `%s`\n- machine: %s\n", r.Command, r.Machine)
-	fmt.Fprintf(&sb, "- 3 servers; `stratus sim` with %d hosts (real agent loops on hypervisor.Fake, %d per cluster); %d clients deploying `scale-tiny` VMs (every %d-th as a tenant), polling jobs every %s\n\n",
-		r.Hosts, cfg.perCluster, r.Clients, cfg.tenantEvery, cfg.pollEvery)
+	fmt.Fprintf(&sb, "- 3 servers; %d `stratus sim` process(es) with %d hosts in all (real agent loops on hypervisor.Fake, %d per cluster); %d clients deploying `scale-tiny` VMs (every %d-th as a tenant), polling jobs every %s\n\n",
+		r.SimProcs, r.Hosts, cfg.perCluster, r.Clients, cfg.tenantEvery, cfg.pollEvery)
 	d := r.Deploy
 	fmt.Fprintf(&sb, "| figure | value |\n|---|---|\n")
 	if r.HostsUp > 0 {

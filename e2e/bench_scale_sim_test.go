@@ -2,15 +2,18 @@ package e2e
 
 import (
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 )
 
-// TestSimHostsRegisterAndRunVMs runs `stratus sim -hosts 50` against three
-// servers: every simulated host registers with the registration token
-// into the clusters sim adds, comes Up, and a VM deployed through the API
-// is placed on one of them and runs there; SIGTERM stops sim cleanly.
+// TestSimHostsRegisterAndRunVMs runs 50 simulated hosts in two `stratus
+// sim` processes (hosts 1 to 40 and 41 to 50, as the scale benchmark
+// splits 10,000) against three servers: every simulated host registers
+// with the registration token into the clusters its process adds, comes
+// Up, and a VM deployed through the API is placed on one of them and runs
+// there; SIGTERM stops both processes cleanly.
 func TestSimHostsRegisterAndRunVMs(t *testing.T) {
 	bin := requireE2E(t)
 	start := time.Now()
@@ -18,7 +21,7 @@ func TestSimHostsRegisterAndRunVMs(t *testing.T) {
 	c.startAll()
 	api := newScaleAPI()
 	z := setupScaleZone(t, c, api)
-	cfg := scaleConfig{hosts: 50, perCluster: 20, simRamp: "500", hostCPUs: 8, hostMemGiB: 16, pollEvery: 50 * time.Millisecond}
+	cfg := scaleConfig{hosts: 50, perCluster: 20, simRamp: "500", hostCPUs: 8, hostMemGiB: 16, pollEvery: 50 * time.Millisecond, simPerProc: 25}
 	sim := startScaleSim(t, c, z, cfg)
 	waitScaleHostsUp(t, c, api, z, sim, cfg)
 
@@ -28,8 +31,11 @@ func TestSimHostsRegisterAndRunVMs(t *testing.T) {
 	if err := api.call(c.servers[1], c.keys, "listClusters", url.Values{"zoneid": {z.zone}}, &clusters); err != nil {
 		t.Fatal(err)
 	}
+	if len(sim) != 2 {
+		t.Fatalf("%d sim processes for 50 hosts at 25 per process, 20 per cluster; want 2", len(sim))
+	}
 	if len(clusters.Cluster) != 3 {
-		t.Fatalf("listClusters: %+v; want the 3 clusters sim added for 50 hosts, 20 per cluster", clusters.Cluster)
+		t.Fatalf("listClusters: %+v; want the 3 clusters the sims added for 50 hosts, 20 per cluster (2 and 1)", clusters.Cluster)
 	}
 	var hosts struct {
 		Count int `json:"count"`
@@ -70,4 +76,34 @@ func TestSimHostsRegisterAndRunVMs(t *testing.T) {
 	}
 	c.checkNoCrash()
 	t.Logf("e2e: sim test took %s", time.Since(start).Round(time.Millisecond))
+}
+
+// TestSimProcShares checks how the scale benchmark splits its hosts over
+// sim processes: every host in exactly one, no cluster split between two.
+func TestSimProcShares(t *testing.T) {
+	for _, tc := range []struct {
+		hosts, perProc, perCluster int
+		want                       []int
+	}{
+		{50, 2500, 20, []int{50}},
+		{2500, 2500, 500, []int{2500}},
+		{10000, 2500, 500, []int{2500, 2500, 2500, 2500}},
+		{5100, 2500, 500, []int{2000, 2000, 1100}},
+		{6000, 2500, 3000, []int{3000, 3000}},
+	} {
+		got := simProcShares(tc.hosts, tc.perProc, tc.perCluster)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("simProcShares(%d, %d, %d) = %v, want %v", tc.hosts, tc.perProc, tc.perCluster, got, tc.want)
+		}
+		sum := 0
+		for i, n := range got {
+			if i < len(got)-1 && n%tc.perCluster != 0 {
+				t.Errorf("simProcShares(%d, %d, %d): process %d plays %d hosts, part of a cluster", tc.hosts, tc.perProc, tc.perCluster, i+1, n)
+			}
+			sum += n
+		}
+		if sum != tc.hosts {
+			t.Errorf("simProcShares(%d, %d, %d) plays %d hosts in all", tc.hosts, tc.perProc, tc.perCluster, sum)
+		}
+	}
 }

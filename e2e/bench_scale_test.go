@@ -40,6 +40,7 @@ type scaleConfig struct {
 	// simNice is the sim's nice value: the servers come first on a machine
 	// that also plays every host (in a cloud the hosts are other machines).
 	simNice    int
+	simPerProc int      // hosts per sim process (0: simHostsPerProc)
 	serverArgs []string // extra flags of every server (STRATUS_SCALE_SERVER_ARGS)
 }
 
@@ -181,6 +182,7 @@ func TestBenchmarkScale(t *testing.T) {
 	api := newScaleAPI()
 	z := setupScaleZone(t, c, api)
 	sim := startScaleSim(t, c, z, cfg)
+	rep.SimProcs = len(sim)
 	rep.HostsUp = waitScaleHostsUp(t, c, api, z, sim, cfg)
 	rep.RSSAfterHosts = measureRSS(c, sim)
 	// What the hosts alone cost (heartbeats, long polls): CPU time per
