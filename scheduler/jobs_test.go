@@ -38,7 +38,7 @@ func (m *memCluster) Apply(_ context.Context, t fsm.MessageType, body any) (uint
 	return m.index, m.f.ApplyCommand(m.index, t, body)
 }
 
-func (m *memCluster) submit(t *testing.T, cmd string, params map[string]string) string {
+func (m *memCluster) submit(t testing.TB, cmd string, params map[string]string) string {
 	t.Helper()
 	j := &fsm.AsyncJob{ID: "job-" + cmd + "-" + time.Now().Format("150405.000000000"), Cmd: cmd, AccountID: "a", DomainID: "d", UserID: "u", Params: params, Created: time.Now()}
 	if _, err := m.Apply(context.Background(), fsm.TxnRequestType, fsm.TxnRequest{Ops: []fsm.TxnOp{fsm.Create(fsm.TableJobs, j)}}); err != nil {
@@ -47,7 +47,7 @@ func (m *memCluster) submit(t *testing.T, cmd string, params map[string]string) 
 	return j.ID
 }
 
-func waitJob(t *testing.T, m *memCluster, id string) *fsm.AsyncJob {
+func waitJob(t testing.TB, m *memCluster, id string) *fsm.AsyncJob {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {

@@ -55,7 +55,7 @@ func fxHostID(i int) string { return fmt.Sprintf("h-%d", i) }
 
 // vmEnv is one test's cloud: the cluster, its agents and its hosts.
 type vmEnv struct {
-	t      *testing.T
+	t      testing.TB
 	m      *memCluster
 	agents *fakeAgents
 	hosts  []string
@@ -63,7 +63,7 @@ type vmEnv struct {
 
 // newVMEnv commits the fixture with n hosts and starts their agents. The
 // job runner is started separately (startRunner), so a test can replace it.
-func newVMEnv(t *testing.T, n int) *vmEnv {
+func newVMEnv(t testing.TB, n int) *vmEnv {
 	t.Helper()
 	e := &vmEnv{t: t, m: newMemCluster()}
 	now := time.Now().UTC()
@@ -125,7 +125,7 @@ func (e *vmEnv) startRunner() *Runner {
 }
 
 // vmTestLog routes the runner's log to the test's.
-type vmTestLog struct{ t *testing.T }
+type vmTestLog struct{ t testing.TB }
 
 func (l vmTestLog) Write(p []byte) (int, error) {
 	l.t.Log(strings.TrimRight(string(p), "\n"))
@@ -352,7 +352,7 @@ func (e *vmEnv) stillPending(jobID string, d time.Duration) {
 	}
 }
 
-func vmJobOK(t *testing.T, j *fsm.AsyncJob) {
+func vmJobOK(t testing.TB, j *fsm.AsyncJob) {
 	t.Helper()
 	if j.Status != fsm.JobSucceeded || j.ResultCode != 0 {
 		t.Fatalf("%s job = status %d code %d result %s; want success", j.Cmd, j.Status, j.ResultCode, j.Result)
@@ -385,7 +385,7 @@ func vmJobFailed(t *testing.T, j *fsm.AsyncJob, code int, want ...string) string
 // migrating VM. Each report is a compare-and-set update of the VM row,
 // read again and retried when stale.
 type fakeAgents struct {
-	t     *testing.T
+	t     testing.TB
 	m     *memCluster
 	hosts map[string]bool
 
@@ -401,7 +401,7 @@ type fakeAgents struct {
 	done   chan struct{}
 }
 
-func startFakeAgents(t *testing.T, m *memCluster, hosts ...string) *fakeAgents {
+func startFakeAgents(t testing.TB, m *memCluster, hosts ...string) *fakeAgents {
 	ctx, cancel := context.WithCancel(context.Background())
 	a := &fakeAgents{t: t, m: m, hosts: map[string]bool{}, failing: map[string]string{}, errorReps: map[string]int{},
 		kick: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
