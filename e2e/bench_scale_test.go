@@ -40,7 +40,11 @@ type scaleConfig struct {
 	// simNice is the sim's nice value: the servers come first on a machine
 	// that also plays every host (in a cloud the hosts are other machines).
 	simNice    int
-	simPerProc int      // hosts per sim process (0: simHostsPerProc)
+	simPerProc int // hosts per sim process (0: simHostsPerProc)
+	// settings are global settings set before the hosts start
+	// (STRATUS_SCALE_SETTINGS="name=value,name=value"), e.g.
+	// host.heartbeat.rate.
+	settings   [][2]string
 	serverArgs []string // extra flags of every server (STRATUS_SCALE_SERVER_ARGS)
 }
 
@@ -88,6 +92,11 @@ func scaleConfigFromEnv() scaleConfig {
 		simNice:       scaleEnvInt("STRATUS_SCALE_SIM_NICE", 0),
 		hostCPUs:      64,
 		hostMemGiB:    256,
+	}
+	for _, kv := range strings.Split(os.Getenv("STRATUS_SCALE_SETTINGS"), ",") {
+		if name, value, ok := strings.Cut(strings.TrimSpace(kv), "="); ok && name != "" {
+			c.settings = append(c.settings, [2]string{name, value})
+		}
 	}
 	if c.profileDir == "" {
 		c.profileDir = filepath.Join(os.TempDir(), "stratus-scale-profiles-"+time.Now().UTC().Format("20060102-150405"))
@@ -171,6 +180,9 @@ func TestBenchmarkScale(t *testing.T) {
 	rep := &scaleReport{Hosts: cfg.hosts, VMsWanted: cfg.vms, Clients: cfg.clients, Started: time.Now().UTC(),
 		Command: fmt.Sprintf("STRATUS_BENCH_SCALE=1 STRATUS_SCALE_HOSTS=%d STRATUS_SCALE_VMS=%d STRATUS_SCALE_SERVER_ARGS=%q make bench-scale",
 			cfg.hosts, cfg.vms, strings.Join(cfg.serverArgs, " "))}
+	if v := os.Getenv("STRATUS_SCALE_SETTINGS"); v != "" {
+		rep.Command = fmt.Sprintf("STRATUS_SCALE_SETTINGS=%q ", v) + rep.Command
+	}
 	defer func() { rep.print(t, cfg) }()
 
 	c := newCluster(t, bin, 3)
@@ -181,6 +193,7 @@ func TestBenchmarkScale(t *testing.T) {
 	c.startAll()
 	api := newScaleAPI()
 	z := setupScaleZone(t, c, api)
+	setScaleSettings(t, c, cfg.settings)
 	sim := startScaleSim(t, c, z, cfg)
 	rep.SimProcs = len(sim)
 	rep.HostsUp = waitScaleHostsUp(t, c, api, z, sim, cfg)
