@@ -85,7 +85,11 @@ type hostTimer struct {
 	// start until the host heartbeats (its last one may have reached the
 	// previous leader just before it left).
 	heard time.Time
-	mu    sync.Mutex
+	// upWanted: a heartbeat asked for the host's Up check (the one with
+	// the latest sent time, upSent) and no holder of mu has run it yet.
+	upWanted bool
+	upSent   time.Time
+	mu       sync.Mutex
 }
 
 // New returns a controller; it does nothing until Establish.
@@ -273,7 +277,9 @@ func (c *Controller) Revoke() {
 // they had the lock let leases run out while they waited, and every retry
 // of every agent added a handler blocked on the same lock, each holding a
 // connection: at 10,000 hosts a new leader had 10,500 such handlers and
-// ran out of file descriptors.
+// ran out of file descriptors. A heartbeat that finds the lock held leaves
+// its Up check to the holder, which runs it once it is done (settleUp), so
+// a host that heartbeats once after a fence still comes back Up.
 func (c *Controller) Heartbeat(hostID string, sent, received time.Time) (fsm.LeaseTiming, bool) {
 	c.mu.Lock()
 	if !c.leading || !c.cl.IsLeader() {
@@ -296,30 +302,56 @@ func (c *Controller) Heartbeat(hostID string, sent, received time.Time) (fsm.Lea
 	if stop := c.fencing[hostID]; stop != nil {
 		stop()
 	}
-	term, ctx := c.term, c.ctx
-	c.mu.Unlock()
-	// The lock is held by an expiry's commit that began before this
-	// heartbeat, or by another heartbeat of this host on its way to commit
-	// it Up. Either way the next heartbeat finds the host as that commit
-	// left it and marks it Up if it is not; this one is answered now.
-	if !t.mu.TryLock() {
-		return g, true
+	if !t.upWanted || sent.After(t.upSent) {
+		t.upSent = sent
 	}
-	defer t.mu.Unlock()
-	c.mu.Lock()
-	current := c.leading && c.term == term && c.timers[hostID] == t
+	t.upWanted = true
+	term := c.term
 	c.mu.Unlock()
-	if !current {
+	if !c.settleUp(term, hostID, t) {
 		return fsm.LeaseTiming{}, false // the term ended meanwhile: relay it
 	}
-	st := c.cl.State()
-	h, err := fsm.Get[fsm.Host](st, nil, fsm.TableHosts, hostID)
-	if err == nil && h != nil && (h.State != fsm.HostStateUp || h.HAState != healthyHAState(h)) {
-		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		c.markUp(ctx, term, hostID, sent)
-	}
 	return g, true
+}
+
+// settleUp runs the Up check a heartbeat asked for (t.upWanted): if the
+// host is not Up, or not in its healthy HA state, it commits it Up. It runs
+// it only when it gets the host's lock at once; otherwise the holder (an
+// expiry's commit, or another heartbeat's Up commit) calls settleUp once it
+// lets the lock go, and sees the request. It reports false when it took
+// the lock and found that term no longer leads with this timer.
+func (c *Controller) settleUp(term uint64, hostID string, t *hostTimer) bool {
+	for {
+		if !t.mu.TryLock() {
+			return true
+		}
+		c.mu.Lock()
+		want, sent := t.upWanted, t.upSent
+		t.upWanted = false
+		current := c.leading && c.term == term && c.timers[hostID] == t
+		ctx := c.ctx
+		c.mu.Unlock()
+		if want && current {
+			st := c.cl.State()
+			h, err := fsm.Get[fsm.Host](st, nil, fsm.TableHosts, hostID)
+			if err == nil && h != nil && (h.State != fsm.HostStateUp || h.HAState != healthyHAState(h)) {
+				ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				c.markUp(ctx, term, hostID, sent)
+				cancel()
+			}
+		}
+		t.mu.Unlock()
+		if !current {
+			return false
+		}
+		// A heartbeat that came while the lock was held left its check here.
+		c.mu.Lock()
+		again := t.upWanted
+		c.mu.Unlock()
+		if !again {
+			return true
+		}
+	}
 }
 
 // armLocked (re)arms a host's timer for deadline. c.mu is held.
@@ -370,12 +402,19 @@ func (c *Controller) quiet(term uint64, hostID string, epoch uint64, commit func
 		return false
 	}
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	c.mu.Lock()
 	ok := c.leading && c.term == term && c.timers[hostID] == t && t.epoch == epoch
 	c.mu.Unlock()
 	if ok {
 		commit()
+	}
+	t.mu.Unlock()
+	// Heartbeats that came during the commit left their Up check to us.
+	c.mu.Lock()
+	want := t.upWanted
+	c.mu.Unlock()
+	if want {
+		c.settleUp(term, hostID, t)
 	}
 	return ok
 }
