@@ -180,8 +180,12 @@ func TestBenchmarkScale(t *testing.T) {
 	rep := &scaleReport{Hosts: cfg.hosts, VMsWanted: cfg.vms, Clients: cfg.clients, Started: time.Now().UTC(),
 		Command: fmt.Sprintf("STRATUS_BENCH_SCALE=1 STRATUS_SCALE_HOSTS=%d STRATUS_SCALE_VMS=%d STRATUS_SCALE_SERVER_ARGS=%q make bench-scale",
 			cfg.hosts, cfg.vms, strings.Join(cfg.serverArgs, " "))}
-	if v := os.Getenv("STRATUS_SCALE_SETTINGS"); v != "" {
-		rep.Command = fmt.Sprintf("STRATUS_SCALE_SETTINGS=%q ", v) + rep.Command
+	if len(cfg.settings) > 0 {
+		var kvs []string
+		for _, kv := range cfg.settings {
+			kvs = append(kvs, kv[0]+"="+kv[1])
+		}
+		rep.Command = fmt.Sprintf("STRATUS_SCALE_SETTINGS=%q ", strings.Join(kvs, ",")) + rep.Command
 	}
 	defer func() { rep.print(t, cfg) }()
 

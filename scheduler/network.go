@@ -68,10 +68,12 @@ func assignAddressProbing(st *fsm.Store, v *fsm.VM, maxProbes uint32) error {
 	start, stride := addressOrder(v.ID, usable)
 	// the i-th address in search order: offsets 2 .. usable+1 of the subnet
 	nth := func(i uint32) uint32 { return 2 + uint32((uint64(start)+uint64(i)*uint64(stride))%uint64(usable)) }
-	take := func(off uint32) {
+	addrAt := func(off uint32) string {
 		var b [4]byte
 		binary.BigEndian.PutUint32(b[:], base+off)
-		ip := netip.AddrFrom4(b).String()
+		return netip.AddrFrom4(b).String()
+	}
+	take := func(ip string) {
 		v.IPAddress = ip
 		if len(v.NICs) == 0 {
 			v.NICs = []fsm.NIC{{ID: v.ID, IsDefault: true}}
@@ -80,14 +82,13 @@ func assignAddressProbing(st *fsm.Store, v *fsm.VM, maxProbes uint32) error {
 	}
 	probes := min(maxProbes, usable)
 	for i := uint32(0); i < probes; i++ {
-		var b [4]byte
-		binary.BigEndian.PutUint32(b[:], base+nth(i))
-		n, err := st.Count(fsm.TableVMs, "ip", v.ZoneID, netip.AddrFrom4(b).String())
+		ip := addrAt(nth(i))
+		n, err := st.Count(fsm.TableVMs, "ip", v.ZoneID, ip)
 		if err != nil {
 			return err
 		}
 		if n == 0 {
-			take(nth(i))
+			take(ip)
 			return nil
 		}
 	}
@@ -96,8 +97,8 @@ func assignAddressProbing(st *fsm.Store, v *fsm.VM, maxProbes uint32) error {
 		return err
 	}
 	for i := probes; i < usable; i++ {
-		if off := nth(i); used[(off-2)/64]&(1<<((off-2)%64)) == 0 {
-			take(off)
+		if off := nth(i); !used.has(off) {
+			take(addrAt(off))
 			return nil
 		}
 	}
@@ -128,21 +129,28 @@ func gcd(a, b uint32) uint32 {
 	return a
 }
 
-// addressesInUse marks the guest addresses of a zone's VMs in a bitmap
-// over subnet offsets 2 .. usable+1 (bit off-2). Addresses outside the
-// subnet (a VM kept its address across a change of the zone's CIDR) are
-// not marked: they cannot be handed out from it anyway.
-func addressesInUse(st *fsm.Store, zoneID string, subnet netip.Prefix, usable uint32) ([]uint64, error) {
+// addressSet is a bitmap of subnet offsets 2 .. usable+1 (bit off-2): the
+// addresses a VM may get.
+type addressSet []uint64
+
+func newAddressSet(usable uint32) addressSet { return make(addressSet, (uint64(usable)+63)/64) }
+
+func (a addressSet) mark(off uint32)     { a[(off-2)/64] |= 1 << ((off - 2) % 64) }
+func (a addressSet) has(off uint32) bool { return a[(off-2)/64]&(1<<((off-2)%64)) != 0 }
+
+// addressesInUse marks the guest addresses of a zone's VMs. Addresses
+// outside the subnet (a VM kept its address across a change of the zone's
+// CIDR) are not marked: they cannot be handed out from it anyway.
+func addressesInUse(st *fsm.Store, zoneID string, subnet netip.Prefix, usable uint32) (addressSet, error) {
 	base := binary.BigEndian.Uint32(subnet.Addr().AsSlice())
-	used := make([]uint64, (uint64(usable)+63)/64)
+	used := newAddressSet(usable)
 	err := fsm.Each(st, nil, fsm.TableVMs, "ip_prefix", []any{zoneID}, func(vm *fsm.VM) bool {
 		a, err := netip.ParseAddr(vm.IPAddress)
 		if err != nil || !a.Is4() || !subnet.Contains(a) {
 			return true
 		}
-		off := binary.BigEndian.Uint32(a.AsSlice()) - base
-		if off >= 2 && off-2 < usable {
-			used[(off-2)/64] |= 1 << ((off - 2) % 64)
+		if off := binary.BigEndian.Uint32(a.AsSlice()) - base; off >= 2 && off-2 < usable {
+			used.mark(off)
 		}
 		return true
 	})

@@ -321,7 +321,7 @@ func (c *Controller) Heartbeat(hostID string, sent, received time.Time) (fsm.Lea
 // lets the lock go, and sees the request. It reports false when it took
 // the lock and found that term no longer leads with this timer.
 func (c *Controller) settleUp(term uint64, hostID string, t *hostTimer) bool {
-	for {
+	for c.upWanted(t) {
 		if !t.mu.TryLock() {
 			return true
 		}
@@ -344,14 +344,17 @@ func (c *Controller) settleUp(term uint64, hostID string, t *hostTimer) bool {
 		if !current {
 			return false
 		}
-		// A heartbeat that came while the lock was held left its check here.
-		c.mu.Lock()
-		again := t.upWanted
-		c.mu.Unlock()
-		if !again {
-			return true
-		}
+		// A heartbeat that came while the lock was held left its check:
+		// the loop runs it.
 	}
+	return true
+}
+
+// upWanted reads t.upWanted under the controller's lock.
+func (c *Controller) upWanted(t *hostTimer) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return t.upWanted
 }
 
 // armLocked (re)arms a host's timer for deadline. c.mu is held.
@@ -410,12 +413,7 @@ func (c *Controller) quiet(term uint64, hostID string, epoch uint64, commit func
 	}
 	t.mu.Unlock()
 	// Heartbeats that came during the commit left their Up check to us.
-	c.mu.Lock()
-	want := t.upWanted
-	c.mu.Unlock()
-	if want {
-		c.settleUp(term, hostID, t)
-	}
+	c.settleUp(term, hostID, t)
 	return ok
 }
 
