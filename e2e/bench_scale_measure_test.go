@@ -180,7 +180,8 @@ func measureRSS(c *testCluster, sim scaleSims) map[string]int64 {
 	return m
 }
 
-// scaleSnapshot is `stratus operator snapshot save` at full size.
+// scaleSnapshot is `stratus operator snapshot save` at full size. The file
+// is kept in dir (the profiles' directory), for `snapshot inspect`.
 type scaleSnapshot struct {
 	Bytes    int64
 	Duration time.Duration
@@ -188,11 +189,15 @@ type scaleSnapshot struct {
 	Err      string
 }
 
-func measureScaleSnapshot(t *testing.T, c *testCluster) scaleSnapshot {
+func measureScaleSnapshot(t *testing.T, c *testCluster, dir string) scaleSnapshot {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	file := filepath.Join(c.dir, "scale.snap")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Errorf("snapshot save: %v", err)
+		return scaleSnapshot{Err: err.Error()}
+	}
+	file := filepath.Join(dir, "scale.snap")
 	t0 := time.Now()
 	out, stderr, err := c.operatorCLI(ctx, c.leader(), "snapshot", "save", file)
 	r := scaleSnapshot{Duration: time.Since(t0), Output: strings.TrimSpace(out)}

@@ -219,7 +219,7 @@ func TestBenchmarkScale(t *testing.T) {
 	rep.Lists = measureScaleLists(t, c, api, z, cfg, prof)
 	rep.RSS = measureRSS(c, sim)
 	rep.Memory = prof.heap(c)
-	rep.Snapshot = measureScaleSnapshot(t, c)
+	rep.Snapshot = measureScaleSnapshot(t, c, cfg.profileDir)
 	rep.Failover = measureScaleFailover(t, c, cfg)
 	rep.Join = measureScaleJoin(t, c, cfg)
 	rep.RSSEnd = measureRSS(c, sim)

@@ -12,8 +12,11 @@ type countingWriter struct{ n int64 }
 
 func (c *countingWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
 
-// bigStore is a store of n VMs, each with a root volume, on one zone,
-// inserted directly (the appliers' checks are not what this measures).
+// bigStore is a store of n VMs on one zone with what a deploy leaves
+// beside each in a real cluster (the mix of a scale run's snapshot): a
+// root volume, the finished deploy job, two events and two remembered
+// requests. Rows are inserted directly (the appliers' checks are not what
+// this measures).
 func bigStore(b *testing.B, n int) *Store {
 	b.Helper()
 	s := NewStore()
@@ -26,11 +29,33 @@ func bigStore(b *testing.B, n int) *Store {
 		vol := &Volume{ID: "vol-" + id, Name: "ROOT-" + id[:8], AccountID: "a-eng", DomainID: "d-eng", ZoneID: "z-1", Type: VolumeRoot,
 			VMID: id, PoolID: "sp-1", SizeBytes: 8 << 30, State: VolumeReady, Created: testTime}
 		vm.CreateIndex, vm.ModifyIndex, vol.CreateIndex, vol.ModifyIndex = uint64(i+1), uint64(i+1), uint64(i+1), uint64(i+1)
-		if err := txn.Insert(TableVMs, vm); err != nil {
-			b.Fatal(err)
+		job := &AsyncJob{ID: fmt.Sprintf("%08x-0000-4000-9000-%012x", i, i), Cmd: "deployVirtualMachine", AccountID: "a-eng", DomainID: "d-eng", UserID: "u-1",
+			Params: map[string]string{"deploy": "true", "placed": "true", "startvm": "true", "vm": id}, Status: JobSucceeded, ResultType: "object",
+			Result: []byte(`{"virtualmachine":{"id":"` + id + `"}}`), InstanceType: "VirtualMachine", InstanceID: id, Attempts: 1, Created: testTime, Completed: testTime}
+		job.CreateIndex, job.ModifyIndex = uint64(i+1), uint64(i+1)
+		rows := []struct {
+			table string
+			row   any
+		}{{TableVMs, vm}, {TableVolumes, vol}, {TableJobs, job}}
+		for e, typ := range []string{"VM.CREATE", "VM.START"} {
+			ev := &Event{ID: fmt.Sprintf("%08x-0000-5000-8000-%012x", i, e), Type: typ, Level: EventInfo, State: "Completed",
+				Description: "started virtual machine vm-" + id[:8] + " on host h-0000-0000", AccountID: "a-eng", DomainID: "d-eng", UserID: "u-1",
+				ResourceType: "VirtualMachine", ResourceID: id, JobID: job.ID, Created: testTime}
+			ev.CreateIndex, ev.ModifyIndex = uint64(i+1), uint64(i+1)
+			req := &AppliedRequest{ID: fmt.Sprintf("%08x-0000-6000-8000-%012x", i, e), Expires: uint64(testTime.UnixNano()), Index: uint64(i + 1)}
+			req.CreateIndex, req.ModifyIndex = uint64(i+1), uint64(i+1)
+			rows = append(rows, struct {
+				table string
+				row   any
+			}{TableEvents, ev}, struct {
+				table string
+				row   any
+			}{tableRequests, req})
 		}
-		if err := txn.Insert(TableVolumes, vol); err != nil {
-			b.Fatal(err)
+		for _, r := range rows {
+			if err := txn.Insert(r.table, r.row); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
 	txn.Commit()
@@ -38,7 +63,7 @@ func bigStore(b *testing.B, n int) *Store {
 }
 
 // BenchmarkSnapshot100kVMs writes and restores the snapshot of 100,000
-// VMs and their root volumes: how long a new server's catch-up from a
+// VMs and what their deploys left (bigStore): how long a new server's catch-up from a
 // snapshot takes on the leader's side (write) and on its own (restore),
 // and how big the stream is.
 func BenchmarkSnapshot100kVMs(b *testing.B) {

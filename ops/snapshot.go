@@ -183,11 +183,13 @@ func uvarintLen(v uint64) int {
 	return binary.PutUvarint(buf[:], v)
 }
 
-// TableCount is how many records of one type a snapshot holds.
+// TableCount is how many records of one type a snapshot holds, and how
+// many bytes of the stream they take (framing included).
 type TableCount struct {
 	Table   string `json:"table"`
 	Type    uint8  `json:"type"`
 	Records int    `json:"records"`
+	Bytes   int64  `json:"bytes"`
 }
 
 // Inspection is what `snapshot inspect` reports about a verified file.
@@ -220,34 +222,41 @@ func Inspect(b *Backup) (*Inspection, error) {
 	in := &Inspection{Header: b.Header, FileVersion: b.FileVersion, FormatVersion: hdr.FormatVersion,
 		CommandVersion: hdr.CommandVersion, AppliedIndex: hdr.AppliedIndex, SHA256: b.SHA256, Size: b.Size}
 	for typ, n := range counts {
-		in.Tables = append(in.Tables, TableCount{Table: tableName(typ), Type: uint8(typ), Records: n})
+		in.Tables = append(in.Tables, TableCount{Table: tableName(typ), Type: uint8(typ), Records: n.records, Bytes: n.bytes})
 	}
 	sort.Slice(in.Tables, func(i, j int) bool { return in.Tables[i].Type < in.Tables[j].Type })
 	return in, nil
 }
 
+// recordCount is what countRecords finds of one record type.
+type recordCount struct {
+	records int
+	bytes   int64
+}
+
 // countRecords walks the framing of an fsm snapshot stream: magic, header
 // frame, then a type byte and a frame per record.
-func countRecords(r io.Reader) (map[fsm.SnapshotType]int, error) {
+func countRecords(r io.Reader) (map[fsm.SnapshotType]recordCount, error) {
 	br := bufio.NewReader(r)
 	magic := make([]byte, len(fsmMagic))
 	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != fsmMagic {
 		return nil, fmt.Errorf("%w: missing snapshot stream magic", ErrBackupFormat)
 	}
-	skip := func() error {
+	skip := func() (int64, error) {
 		n, err := binary.ReadUvarint(br)
 		if err != nil {
-			return fmt.Errorf("%w: frame length: %w", ErrBackupFormat, err)
+			return 0, fmt.Errorf("%w: frame length: %w", ErrBackupFormat, err)
 		}
 		if _, err := br.Discard(int(n)); err != nil {
-			return fmt.Errorf("%w: frame: %w", ErrBackupFormat, err)
+			return 0, fmt.Errorf("%w: frame: %w", ErrBackupFormat, err)
 		}
-		return nil
+		var lenBuf [binary.MaxVarintLen64]byte
+		return int64(binary.PutUvarint(lenBuf[:], n)) + int64(n), nil
 	}
-	if err := skip(); err != nil {
+	if _, err := skip(); err != nil {
 		return nil, err
 	}
-	counts := map[fsm.SnapshotType]int{}
+	counts := map[fsm.SnapshotType]recordCount{}
 	for {
 		tb, err := br.ReadByte()
 		if errors.Is(err, io.EOF) {
@@ -256,10 +265,14 @@ func countRecords(r io.Reader) (map[fsm.SnapshotType]int, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read snapshot record: %w", err)
 		}
-		if err := skip(); err != nil {
+		n, err := skip()
+		if err != nil {
 			return nil, err
 		}
-		counts[fsm.SnapshotType(tb)]++
+		c := counts[fsm.SnapshotType(tb)]
+		c.records++
+		c.bytes += 1 + n // the type byte, then the frame
+		counts[fsm.SnapshotType(tb)] = c
 	}
 }
 

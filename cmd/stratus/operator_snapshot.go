@@ -231,13 +231,13 @@ func runSnapshotInspect(c *opClient, args []string) error {
 	fmt.Fprintf(w, "Cluster ID\t%s\n", in.Header.ClusterID)
 	fmt.Fprintf(w, "Saved from\t%s (stratus %s)\n", in.Header.ServerID, in.Header.Version)
 	fmt.Fprintf(w, "Created\t%s\n", in.Header.Created.Format(time.RFC3339))
-	fmt.Fprintln(w, "\nTABLE\tRECORDS")
-	total := 0
+	fmt.Fprintln(w, "\nTABLE\tRECORDS\tSIZE")
+	total, bytes := 0, int64(0)
 	for _, t := range in.Tables {
-		fmt.Fprintf(w, "%s\t%d\n", t.Table, t.Records)
-		total += t.Records
+		fmt.Fprintf(w, "%s\t%d\t%s\n", t.Table, t.Records, humanBytes(t.Bytes))
+		total, bytes = total+t.Records, bytes+t.Bytes
 	}
-	fmt.Fprintf(w, "total\t%d\n", total)
+	fmt.Fprintf(w, "total\t%d\t%s\n", total, humanBytes(bytes))
 	return w.Flush()
 }
 
