@@ -33,10 +33,11 @@ func bigStore(b *testing.B, n int) *Store {
 			Params: map[string]string{"deploy": "true", "placed": "true", "startvm": "true", "vm": id}, Status: JobSucceeded, ResultType: "object",
 			Result: []byte(`{"virtualmachine":{"id":"` + id + `"}}`), InstanceType: "VirtualMachine", InstanceID: id, Attempts: 1, Created: testTime, Completed: testTime}
 		job.CreateIndex, job.ModifyIndex = uint64(i+1), uint64(i+1)
-		rows := []struct {
+		type row struct {
 			table string
 			row   any
-		}{{TableVMs, vm}, {TableVolumes, vol}, {TableJobs, job}}
+		}
+		rows := []row{{TableVMs, vm}, {TableVolumes, vol}, {TableJobs, job}}
 		for e, typ := range []string{"VM.CREATE", "VM.START"} {
 			ev := &Event{ID: fmt.Sprintf("%08x-0000-5000-8000-%012x", i, e), Type: typ, Level: EventInfo, State: "Completed",
 				Description: "started virtual machine vm-" + id[:8] + " on host h-0000-0000", AccountID: "a-eng", DomainID: "d-eng", UserID: "u-1",
@@ -44,13 +45,7 @@ func bigStore(b *testing.B, n int) *Store {
 			ev.CreateIndex, ev.ModifyIndex = uint64(i+1), uint64(i+1)
 			req := &AppliedRequest{ID: fmt.Sprintf("%08x-0000-6000-8000-%012x", i, e), Expires: uint64(testTime.UnixNano()), Index: uint64(i + 1)}
 			req.CreateIndex, req.ModifyIndex = uint64(i+1), uint64(i+1)
-			rows = append(rows, struct {
-				table string
-				row   any
-			}{TableEvents, ev}, struct {
-				table string
-				row   any
-			}{tableRequests, req})
+			rows = append(rows, row{TableEvents, ev}, row{tableRequests, req})
 		}
 		for _, r := range rows {
 			if err := txn.Insert(r.table, r.row); err != nil {

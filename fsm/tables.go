@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"sort"
 
@@ -135,10 +136,14 @@ func Table(name string) (*TableDef, bool) {
 }
 
 func (d *TableDef) schema() *memdb.TableSchema {
-	idx := map[string]*memdb.IndexSchema{"id": idIndex("ID")}
+	row := reflect.TypeOf(d.New()).Elem()
+	id := idIndex("ID")
+	id.Indexer = resolveFields(id.Indexer, row)
+	idx := map[string]*memdb.IndexSchema{"id": id}
 	for name, s := range d.Indexes {
 		c := *s // the definition is shared by every store: never write to it
 		c.Name = name
+		c.Indexer = resolveFields(c.Indexer, row)
 		idx[name] = &c
 	}
 	return &memdb.TableSchema{Name: d.Name, Indexes: idx}

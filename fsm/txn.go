@@ -125,7 +125,7 @@ func applyOp(txn *memdb.Txn, index uint64, op TxnOp) error {
 		return retally(txn, def, existing, nil)
 	case VerbCreate, VerbUpdate:
 		obj := def.New()
-		if err := json.Unmarshal(op.Obj, obj); err != nil {
+		if err := decodeRow(op.Obj, obj); err != nil {
 			return stateErr(KindInvalid, "%s %s does not decode: %v", def.Noun, op.ID, err)
 		}
 		internRow(obj)
