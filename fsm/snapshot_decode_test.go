@@ -1,9 +1,11 @@
 package fsm
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -106,5 +108,78 @@ func TestSnapshotRecordsKeepEveryField(t *testing.T) {
 				t.Fatalf("the filled row has no escaped string; the test does not test escapes: %s", body)
 			}
 		})
+	}
+}
+
+// snapshotOfVMs writes a snapshot stream by hand: the header, then n VM
+// records, with body(i) in place of the i-th record when it returns one.
+func snapshotOfVMs(t *testing.T, n int, body func(i int) []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w := bufioWriter(&buf)
+	w.WriteString(snapshotMagic)
+	hdr, _ := json.Marshal(SnapshotHeader{FormatVersion: SnapshotFormatVersion, CommandVersion: CommandVersion, AppliedIndex: 7})
+	_ = writeFrame(w, hdr)
+	for i := range n {
+		b := body(i)
+		if b == nil {
+			vm := testVM(fmt.Sprintf("vm-%05d", i), fmt.Sprintf("web%d", i), fmt.Sprintf("10.2.%d.%d", i/250, i%250+1))
+			vm.CreateIndex = uint64(i + 1)
+			b, _ = json.Marshal(vm)
+		}
+		_ = w.WriteByte(byte(VMSnapshot))
+		_ = writeFrame(w, b)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestRestoreOfManyBatches restores a stream of many more records than
+// the decoders hold at once: every row arrives, in every index, with the
+// tally counted once per row; a record that does not decode in the middle
+// of the stream fails the restore, naming its table, and leaves no
+// goroutine of the restore running.
+func TestRestoreOfManyBatches(t *testing.T) {
+	const n = 20*restoreBatchSize + 17
+	st, hdr, err := ReadSnapshot(bytes.NewReader(snapshotOfVMs(t, n, func(int) []byte { return nil })))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hdr.AppliedIndex != 7 {
+		t.Fatalf("applied index %d, want 7", hdr.AppliedIndex)
+	}
+	if c, _ := st.Count(TableVMs, "id"); c != n {
+		t.Fatalf("restored %d VMs, want %d", c, n)
+	}
+	if got, _ := st.Tally(TableVMs, "a-eng"); got != n {
+		t.Fatalf("tally of a-eng = %d, want %d", got, n)
+	}
+	last := fmt.Sprintf("vm-%05d", n-1)
+	if raw, err := st.db.Txn(false).First(TableVMs, "ip", "z-1", fmt.Sprintf("10.2.%d.%d", (n-1)/250, (n-1)%250+1)); err != nil || raw == nil || raw.(*VM).ID != last {
+		t.Fatalf("ip index: %v, %v; want %s", raw, err, last)
+	}
+
+	before := runtime.NumGoroutine()
+	bad := snapshotOfVMs(t, n, func(i int) []byte {
+		if i == n/2 {
+			return []byte(`{"id":"vm-bad","cpu_number":"two"}`)
+		}
+		return nil
+	})
+	if _, _, err := ReadSnapshot(bytes.NewReader(bad)); err == nil || !strings.Contains(err.Error(), "decode vms record") {
+		t.Fatalf("restore of a stream with a bad record: %v, want a decode error naming the vms table", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		runtime.Gosched()
+	}
+	if g := runtime.NumGoroutine(); g > before {
+		t.Fatalf("%d goroutines after the failed restore, %d before", g, before)
+	}
+	// A stream cut off inside a record fails too.
+	if _, _, err := ReadSnapshot(bytes.NewReader(bad[:len(bad)-3])); err == nil {
+		t.Fatal("a truncated stream restored")
 	}
 }
