@@ -223,7 +223,7 @@ type restoreBatch struct {
 	bodies [][]byte
 	tables []*snapshotTable // per record; nil rows for skipped ones
 	rows   []any
-	// tallies counts the batch's rows per tally key (retally's keys).
+	// tallies counts the batch's rows per tally key (tallyKeys).
 	tallies map[string]int
 	err     error
 	done    chan struct{} // closed when decoded
@@ -341,8 +341,9 @@ func (b *restoreBatch) decode() error {
 				if b.tallies == nil {
 					b.tallies = map[string]int{}
 				}
-				b.tallies[tallyKey(t.table, acct)]++
-				b.tallies[tallyKey(t.table, "")]++
+				for _, k := range tallyKeys(t.table, acct) {
+					b.tallies[k]++
+				}
 			}
 		}
 	}

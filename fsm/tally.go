@@ -27,6 +27,12 @@ type tally struct {
 
 func tallyKey(table, account string) string { return table + "\x00" + account }
 
+// tallyKeys are the tallies a row of account counts in: the account's and
+// the table's (all accounts).
+func tallyKeys(table, account string) [2]string {
+	return [2]string{tallyKey(table, account), tallyKey(table, "")}
+}
+
 // tallyOf returns whether table def counts obj, and under which account.
 func tallyOf(def *TableDef, obj Object) (string, bool) {
 	if obj == nil {
@@ -59,7 +65,7 @@ func retally(txn *memdb.Txn, def *TableDef, old, obj Object) error {
 
 // addTally adds delta to the account's tally and to the table's.
 func addTally(txn *memdb.Txn, table, account string, delta int) error {
-	for _, key := range []string{tallyKey(table, account), tallyKey(table, "")} {
+	for _, key := range tallyKeys(table, account) {
 		n := 0
 		raw, err := txn.First(tableTallies, "id", key)
 		if err != nil {

@@ -250,8 +250,7 @@ func countRecords(r io.Reader) (map[fsm.SnapshotType]recordCount, error) {
 		if _, err := br.Discard(int(n)); err != nil {
 			return 0, fmt.Errorf("%w: frame: %w", ErrBackupFormat, err)
 		}
-		var lenBuf [binary.MaxVarintLen64]byte
-		return int64(binary.PutUvarint(lenBuf[:], n)) + int64(n), nil
+		return int64(uvarintLen(n)) + int64(n), nil
 	}
 	if _, err := skip(); err != nil {
 		return nil, err
