@@ -183,7 +183,7 @@ func deleteAffinityGroup(r *Request) (any, *Error) {
 		return nil, ErrInUse(fmt.Sprintf("affinity group %s still has virtual machine %s (and %d more) in it; remove them from the group first",
 			g.Name, members[0].Name, len(members)-1))
 	}
-	jobID, e := r.submitJob(resAffinityGroup, g.ID, map[string]string{scheduler.AffinityParamID: g.ID}, fsm.Check(fsm.TableAffinityGroups, g),
+	jobID, e := r.submitJob(resAffinityGroup, g.ID, map[string]string{scheduler.AffinityParamID: g.ID}, fsm.Claim(fsm.TableAffinityGroups, g),
 		r.event("AG.DELETE", resAffinityGroup, g.ID, "deleting affinity group %s", g.Name))
 	if e != nil {
 		return nil, e

@@ -235,7 +235,7 @@ func deleteSnapshot(r *Request) (any, *Error) {
 	if e := snapshotBusy(r, s); e != nil {
 		return nil, e
 	}
-	jobID, e := r.submitJob(resSnapshot, s.ID, map[string]string{scheduler.SnapParamID: s.ID}, fsm.Check(fsm.TableSnapshots, s),
+	jobID, e := r.submitJob(resSnapshot, s.ID, map[string]string{scheduler.SnapParamID: s.ID}, fsm.Claim(fsm.TableSnapshots, s),
 		r.event("SNAPSHOT.DELETE", resSnapshot, s.ID, "deleting snapshot %s", s.Name))
 	if e != nil {
 		return nil, e
@@ -264,7 +264,8 @@ func revertSnapshot(r *Request) (any, *Error) {
 	if e := volumeBusy(r, vol); e != nil {
 		return nil, e
 	}
-	jobID, e := r.submitJob(resSnapshot, s.ID, map[string]string{scheduler.SnapParamID: s.ID}, fsm.Check(fsm.TableSnapshots, s),
+	jobID, e := r.submitJob(resSnapshot, s.ID, map[string]string{scheduler.SnapParamID: s.ID},
+		fsm.Claim(fsm.TableSnapshots, s), fsm.Claim(fsm.TableVolumes, vol),
 		r.event("SNAPSHOT.REVERT", resSnapshot, s.ID, "reverting volume %s to snapshot %s", vol.Name, s.Name))
 	if e != nil {
 		return nil, e

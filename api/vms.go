@@ -175,9 +175,10 @@ func submitVMJob(r *Request, v *fsm.VM, params map[string]string, ops ...fsm.Txn
 		params = map[string]string{}
 	}
 	params[scheduler.VMParamID] = v.ID
-	// Check pins the VM: a request racing another change to it is refused
-	// as stale rather than queued behind it.
-	jobID, e := r.submitJob(vmInstanceType, v.ID, params, append([]fsm.TxnOp{fsm.Check(fsm.TableVMs, v)}, ops...)...)
+	// Claim pins the VM: a request racing another change to it, or another
+	// request that read it idle at the same time, is refused as stale
+	// rather than queued behind it, so busyVM's answer holds at commit.
+	jobID, e := r.submitJob(vmInstanceType, v.ID, params, append([]fsm.TxnOp{fsm.Claim(fsm.TableVMs, v)}, ops...)...)
 	if e != nil {
 		return nil, e
 	}
@@ -186,12 +187,12 @@ func submitVMJob(r *Request, v *fsm.VM, params map[string]string, ops ...fsm.Txn
 
 // busyVM refuses a request while another job works on the VM.
 func busyVM(r *Request, v *fsm.VM) *Error {
-	jobs, err := fsm.List[fsm.AsyncJob](r.State(), nil, fsm.TableJobs, "status", fsm.JobPending)
+	jobs, err := fsm.List[fsm.AsyncJob](r.State(), nil, fsm.TableJobs, "pending_instance", v.ID)
 	if err != nil {
 		return ErrInternal("job scan failed")
 	}
 	for _, j := range jobs {
-		if j.InstanceType == vmInstanceType && j.InstanceID == v.ID {
+		if j.InstanceType == vmInstanceType {
 			return &Error{Code: ErrCodeInternal, CSCode: CSConcurrentOperation,
 				Text: fmt.Sprintf("virtual machine %s is busy with %s (job %s); wait for it to finish and retry", v.Name, j.Cmd, j.ID)}
 		}

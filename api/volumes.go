@@ -297,7 +297,7 @@ func attachVolume(r *Request) (any, *Error) {
 	if e := volumeBusy(r, vol); e != nil {
 		return nil, e
 	}
-	jobID, e := r.submitJob(resVolume, vol.ID, params, fsm.Check(fsm.TableVolumes, vol),
+	jobID, e := r.submitJob(resVolume, vol.ID, params, fsm.Claim(fsm.TableVolumes, vol),
 		r.event("VOLUME.ATTACH", resVolume, vol.ID, "attaching volume %s to virtual machine %s", vol.Name, vm.Name))
 	if e != nil {
 		return nil, e
@@ -370,7 +370,7 @@ func detachVolume(r *Request) (any, *Error) {
 		return nil, e
 	}
 	params := map[string]string{scheduler.VolParamID: vol.ID, scheduler.VolParamVM: vol.VMID}
-	jobID, e := r.submitJob(resVolume, vol.ID, params, fsm.Check(fsm.TableVolumes, vol),
+	jobID, e := r.submitJob(resVolume, vol.ID, params, fsm.Claim(fsm.TableVolumes, vol),
 		r.event("VOLUME.DETACH", resVolume, vol.ID, "detaching volume %s from virtual machine %s", vol.Name, vmName))
 	if e != nil {
 		return nil, e

@@ -64,6 +64,15 @@ func Check(table string, obj Object) TxnOp {
 	return TxnOp{Verb: VerbCheck, Table: table, ID: obj.GetID(), IfIndex: obj.GetIndexes().ModifyIndex}
 }
 
+// Claim returns an op that fails unless obj is still at the index it was
+// read at, and rewrites it unchanged so that its index moves on: of two
+// requests that read the same row and claim it, only the first to commit
+// succeeds; the other is refused as stale. A job pins the row it works on
+// this way, where Check alone would let two racing jobs both commit.
+func Claim(table string, obj Object) TxnOp {
+	return Update(table, obj)
+}
+
 func mustJSON(v any) json.RawMessage {
 	b, err := json.Marshal(v)
 	if err != nil {

@@ -66,10 +66,13 @@ func (e *Expunger) sweep(ctx context.Context) {
 		if j, _ := fsm.Get[fsm.AsyncJob](st, nil, fsm.TableJobs, id); j != nil {
 			continue
 		}
+		if busy, _ := fsm.List[fsm.AsyncJob](st, nil, fsm.TableJobs, "pending_instance", v.ID); len(busy) > 0 {
+			continue // an operator's expunge is already at work on it
+		}
 		job := &fsm.AsyncJob{ID: id, Cmd: "expungeVirtualMachine", AccountID: v.AccountID, DomainID: v.DomainID,
 			Params: map[string]string{VMParamID: v.ID}, Status: fsm.JobPending, InstanceType: "VirtualMachine", InstanceID: v.ID,
 			Created: e.now().UTC()}
-		if _, err := e.c.Apply(ctx, fsm.TxnRequestType, fsm.TxnRequest{Ops: []fsm.TxnOp{fsm.Check(fsm.TableVMs, v), fsm.Create(fsm.TableJobs, job)}}); err != nil {
+		if _, err := e.c.Apply(ctx, fsm.TxnRequestType, fsm.TxnRequest{Ops: []fsm.TxnOp{fsm.Claim(fsm.TableVMs, v), fsm.Create(fsm.TableJobs, job)}}); err != nil {
 			e.logger.Warn("cannot submit expunge job", "vm", v.ID, "error", err)
 			continue
 		}

@@ -56,3 +56,35 @@ func TestExpungerRemovesOnlyVMsDestroyedLongEnoughAgo(t *testing.T) {
 	}
 	e.wantAccounting()
 }
+
+// TestExpungerLeavesVMsWithAJobAlone: a VM destroyed long ago whose
+// expunge an operator already asked for gets no second expunge job from
+// the sweep (two jobs would race each other's steps); one with no job
+// gets its job.
+func TestExpungerLeavesVMsWithAJobAlone(t *testing.T) {
+	e := newVMEnv(t, 1) // no runner: jobs stay pending
+	var ids []string
+	for _, name := range []string{"asked", "forgotten"} {
+		id, deployJob, ops := deployOps(name)
+		e.apply(ops...)
+		j, _ := fsm.Get[fsm.AsyncJob](e.m.State(), nil, fsm.TableJobs, deployJob)
+		done := j.Copy()
+		done.Status = fsm.JobSucceeded
+		v := e.vm(id).Copy()
+		v.State, v.Destroyed = fsm.VMDestroyed, time.Now().Add(-48*time.Hour)
+		e.apply(fsm.Update(fsm.TableJobs, done), fsm.Update(fsm.TableVMs, v))
+		ids = append(ids, id)
+	}
+	asked := e.submit("expungeVirtualMachine", ids[0], nil)
+
+	NewExpunger(e.m, nil).sweep(context.Background())
+	for i, id := range ids {
+		jobs, err := fsm.List[fsm.AsyncJob](e.m.State(), nil, fsm.TableJobs, "pending_instance", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(jobs) != 1 || (i == 0 && jobs[0].ID != asked) {
+			t.Errorf("VM %d: %d pending jobs (%+v), want exactly one (the operator's for the first)", i, len(jobs), jobs)
+		}
+	}
+}

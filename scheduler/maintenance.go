@@ -248,7 +248,7 @@ func startMigrations(j *fsm.AsyncJob, vms []*fsm.VM) Step {
 	var ops []fsm.TxnOp
 	now := time.Now().UTC()
 	for _, v := range vms {
-		ops = append(ops, fsm.Check(fsm.TableVMs, v), fsm.Create(fsm.TableJobs, &fsm.AsyncJob{
+		ops = append(ops, fsm.Claim(fsm.TableVMs, v), fsm.Create(fsm.TableJobs, &fsm.AsyncJob{
 			ID: migrationJobID(j.ID, v.ID), Cmd: cmdMigrateVM, AccountID: j.AccountID, DomainID: j.DomainID, UserID: j.UserID,
 			Params: map[string]string{VMParamID: v.ID}, Status: fsm.JobPending, InstanceType: "VirtualMachine", InstanceID: v.ID,
 			Created: now,
