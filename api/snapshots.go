@@ -1,7 +1,6 @@
 package api
 
 import (
-	"fmt"
 	"strings"
 
 	"github.com/stratus-cloud/stratus/fsm"
@@ -128,17 +127,7 @@ func renderSnapshot(r *Request, s *fsm.Snapshot) snapshotResponse {
 
 // snapshotBusy refuses a request while another job works on the snapshot.
 func snapshotBusy(r *Request, s *fsm.Snapshot) *Error {
-	jobs, err := fsm.List[fsm.AsyncJob](r.State(), nil, fsm.TableJobs, "status", fsm.JobPending)
-	if err != nil {
-		return ErrInternal("job scan failed")
-	}
-	for _, j := range jobs {
-		if j.InstanceType == resSnapshot && j.InstanceID == s.ID {
-			return &Error{Code: ErrCodeInternal, CSCode: CSConcurrentOperation,
-				Text: fmt.Sprintf("snapshot %s is busy with %s (job %s); wait for it to finish and retry", s.Name, j.Cmd, j.ID)}
-		}
-	}
-	return nil
+	return instanceBusy(r, resSnapshot, s.ID, "snapshot "+s.Name)
 }
 
 func createSnapshot(r *Request) (any, *Error) {

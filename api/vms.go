@@ -187,14 +187,20 @@ func submitVMJob(r *Request, v *fsm.VM, params map[string]string, ops ...fsm.Txn
 
 // busyVM refuses a request while another job works on the VM.
 func busyVM(r *Request, v *fsm.VM) *Error {
-	jobs, err := fsm.List[fsm.AsyncJob](r.State(), nil, fsm.TableJobs, "pending_instance", v.ID)
+	return instanceBusy(r, vmInstanceType, v.ID, "virtual machine "+v.Name)
+}
+
+// instanceBusy refuses a request while a pending job works on the object
+// (a job's instance type and ID); what names the object in the error.
+func instanceBusy(r *Request, instanceType, id, what string) *Error {
+	jobs, err := fsm.List[fsm.AsyncJob](r.State(), nil, fsm.TableJobs, "pending_instance", id)
 	if err != nil {
 		return ErrInternal("job scan failed")
 	}
 	for _, j := range jobs {
-		if j.InstanceType == vmInstanceType {
+		if j.InstanceType == instanceType {
 			return &Error{Code: ErrCodeInternal, CSCode: CSConcurrentOperation,
-				Text: fmt.Sprintf("virtual machine %s is busy with %s (job %s); wait for it to finish and retry", v.Name, j.Cmd, j.ID)}
+				Text: fmt.Sprintf("%s is busy with %s (job %s); wait for it to finish and retry", what, j.Cmd, j.ID)}
 		}
 	}
 	return nil

@@ -232,17 +232,7 @@ func createVolume(r *Request) (any, *Error) {
 
 // volumeBusy refuses a request while another job works on the volume.
 func volumeBusy(r *Request, v *fsm.Volume) *Error {
-	jobs, err := fsm.List[fsm.AsyncJob](r.State(), nil, fsm.TableJobs, "status", fsm.JobPending)
-	if err != nil {
-		return ErrInternal("job scan failed")
-	}
-	for _, j := range jobs {
-		if j.InstanceType == resVolume && j.InstanceID == v.ID {
-			return &Error{Code: ErrCodeInternal, CSCode: CSConcurrentOperation,
-				Text: fmt.Sprintf("volume %s is busy with %s (job %s); wait for it to finish and retry", v.Name, j.Cmd, j.ID)}
-		}
-	}
-	return nil
+	return instanceBusy(r, resVolume, v.ID, "volume "+v.Name)
 }
 
 // deviceIDParam reads and checks a deviceid parameter; -1 when absent.
