@@ -144,14 +144,15 @@ func createScaleTenant(t *testing.T, cs *cloudstack.CloudStackClient) adminKeys 
 // the hosts register, so they start on the timings those settings give.
 func setScaleSettings(t *testing.T, c *testCluster, settings [][2]string) {
 	t.Helper()
-	cs := newSDK(c.servers[0].apiURL(), c.keys)
-	for _, kv := range settings {
-		p := cs.Configuration.NewUpdateConfigurationParams(kv[0])
-		p.SetValue(kv[1])
-		if _, err := cs.Configuration.UpdateConfiguration(p); err != nil {
-			t.Fatalf("STRATUS_SCALE_SETTINGS: updateConfiguration %s=%s: %v", kv[0], kv[1], err)
+	err := updateSettings(newSDK(c.servers[0].apiURL(), c.keys), settings, func(what string, f func() error) error {
+		if err := f(); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
 		}
-		t.Logf("e2e: setting %s = %s", kv[0], kv[1])
+		t.Logf("e2e: %s", what)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("STRATUS_SCALE_SETTINGS: %v", err)
 	}
 }
 

@@ -158,13 +158,23 @@ func hostState(h *cloudstack.Host) string {
 // setSettings changes global settings with updateConfiguration.
 func (r *haRun) setSettings(kv [][2]string) {
 	r.t.Helper()
+	if err := updateSettings(r.cs, kv, r.call); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// updateSettings sets global settings (name, value) with
+// updateConfiguration, one call each, made through call (which may retry
+// it, or log it).
+func updateSettings(cs *cloudstack.CloudStackClient, kv [][2]string, call func(what string, f func() error) error) error {
 	for _, s := range kv {
-		p := r.cs.Configuration.NewUpdateConfigurationParams(s[0])
+		p := cs.Configuration.NewUpdateConfigurationParams(s[0])
 		p.SetValue(s[1])
-		if err := r.call("updateConfiguration "+s[0], func() error { _, err := r.cs.Configuration.UpdateConfiguration(p); return err }); err != nil {
-			r.t.Fatal(err)
+		if err := call("updateConfiguration "+s[0]+"="+s[1], func() error { _, err := cs.Configuration.UpdateConfiguration(p); return err }); err != nil {
+			return err
 		}
 	}
+	return nil
 }
 
 // waitLeaseTTL waits until every running agent holds a lease of at most
