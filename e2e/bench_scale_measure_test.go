@@ -287,6 +287,7 @@ func measureScaleFailover(t *testing.T, c *testCluster, cfg scaleConfig) []failo
 		}
 		t.Logf("e2e: failover %d: killed %s, first write via %s after %s, errors %v, restarted server ready after %s",
 			i+1, r.killed, r.via, fmtDur(r.firstWrite), r.holdErrors, fmtDur(r.restartReady))
+		t.Logf("e2e: failover %d: election: %s", i+1, strings.Join(r.timeline, "; "))
 		runs = append(runs, r)
 	}
 	return runs

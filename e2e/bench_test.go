@@ -150,6 +150,59 @@ type failoverRun struct {
 	writesInHold  int
 	restartReady  time.Duration
 	leaderChanged bool
+	// timeline is what the surviving servers logged of the election
+	// after the kill, each line "+offset server message".
+	timeline []string
+}
+
+// failoverEvents are the log messages of an election, in the order a
+// failover passes them: a follower misses the leader, stands, wins, and
+// the winner applies what earlier leaders committed (the barrier) and runs
+// its leadership hooks.
+var failoverEvents = []string{
+	"heartbeat timeout reached", "entering candidate state", "election won",
+	"entering leader state", "cluster leadership acquired", "cluster leadership established",
+}
+
+// failoverTimeline reads the election's messages that servers other than
+// killed logged after at, as offsets from at, in time order.
+func failoverTimeline(c *testCluster, killed *server, at time.Time) []string {
+	type event struct {
+		t    time.Time
+		line string
+	}
+	var evs []event
+	for _, s := range c.servers {
+		if s == killed || s.proc == nil {
+			continue
+		}
+		data, err := os.ReadFile(s.proc.logPath)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			ts, rest, ok := strings.Cut(line, " ")
+			if !ok {
+				continue
+			}
+			t, err := time.Parse("2006-01-02T15:04:05.000Z0700", ts)
+			if err != nil || t.Before(at) {
+				continue
+			}
+			for _, ev := range failoverEvents {
+				if strings.Contains(rest, ev) {
+					evs = append(evs, event{t, fmt.Sprintf("+%s %s %s", fmtDur(t.Sub(at)), s.id, ev)})
+					break
+				}
+			}
+		}
+	}
+	sort.SliceStable(evs, func(i, j int) bool { return evs[i].t.Before(evs[j].t) })
+	out := make([]string, len(evs))
+	for i, e := range evs {
+		out[i] = e.line
+	}
+	return out
 }
 
 // measureFailover kills the leader while failoverWriter clients write
@@ -231,6 +284,7 @@ func (b *bencher) measureFailover(run int) (failoverRun, error) {
 	mu.Lock()
 	r.firstWrite = firstOK.Sub(killedAt)
 	mu.Unlock()
+	r.timeline = failoverTimeline(b.c, leader, killedAt)
 
 	restart := time.Now()
 	if err := leader.start(b.c.bin); err != nil {
@@ -322,6 +376,7 @@ func TestBenchmarks(t *testing.T) {
 		}
 		t.Logf("e2e: bench failover %d: killed %s, first write via %s after %s, %d errors %v, restarted ready in %s",
 			i+1, r.killed, r.via, r.firstWrite.Round(time.Millisecond), len(r.holdErrors), r.holdErrors, r.restartReady.Round(time.Millisecond))
+		t.Logf("e2e: bench failover %d: election: %s", i+1, strings.Join(r.timeline, "; "))
 		runs = append(runs, r)
 	}
 	c.checkNoCrash()
