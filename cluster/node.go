@@ -72,7 +72,8 @@ func New(cfg Config) (*Node, error) {
 		n.closeStores()
 		return nil, err
 	}
-	n.wg.Add(4)
+	n.wg.Add(5)
+	go n.watchLeaderCrash()
 	go n.adaptSnapshots()
 	go n.leadership.monitor()
 	go n.handleEvents()

@@ -56,15 +56,21 @@ func snapshotThreshold(base uint64, snapshotBytes int64, meanEntry float64) uint
 // adaptSnapshots sets raft's threshold from the newest snapshot every
 // SnapshotInterval (the interval raft checks the threshold at).
 func (n *Node) adaptSnapshots() {
+	n.every(n.cfg.SnapshotInterval, n.retuneSnapshots)
+}
+
+// every calls fn every d until the node shuts down; it is one of the
+// node's goroutines (n.wg).
+func (n *Node) every(d time.Duration, fn func()) {
 	defer n.wg.Done()
-	tick := time.NewTicker(n.cfg.SnapshotInterval)
+	tick := time.NewTicker(d)
 	defer tick.Stop()
 	for {
 		select {
 		case <-n.shutdownCh:
 			return
 		case <-tick.C:
-			n.retuneSnapshots()
+			fn()
 		}
 	}
 }

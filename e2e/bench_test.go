@@ -156,10 +156,12 @@ type failoverRun struct {
 }
 
 // failoverEvents are the log messages of an election, in the order a
-// failover passes them: a follower misses the leader, stands, wins, and
+// failover passes them: a follower misses the leader (finding its raft
+// port closed, or by raft's heartbeat timer), stands, wins, and
 // the winner applies what earlier leaders committed (the barrier) and runs
 // its leadership hooks.
 var failoverEvents = []string{
+	"refuses connections: its process is gone", "standing for election now",
 	"heartbeat timeout reached", "entering candidate state", "election won",
 	"entering leader state", "cluster leadership acquired", "cluster leadership established",
 }

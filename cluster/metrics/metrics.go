@@ -42,6 +42,12 @@ var (
 		Namespace: Namespace, Subsystem: "cluster", Name: "forwarded_requests_total",
 		Help: "Requests forwarded to the leader (endpoint apply or read_index) by outcome.",
 	}, []string{"endpoint", "outcome"})
+	// EarlyElections counts elections this server stood for at once because
+	// its silent leader's raft port refused connections (cluster/leader_crash.go).
+	EarlyElections = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: Namespace, Subsystem: "cluster", Name: "early_elections_total",
+		Help: "Elections this server stood for without waiting for raft's heartbeat timer, its leader's process being gone.",
+	})
 	// APIRequests is the latency of API commands by command and status
 	// class; its _count is the number of requests.
 	APIRequests = prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -67,7 +73,7 @@ var (
 )
 
 func init() {
-	Registry.MustRegister(CommitLatency, FSMApply, Forwarded, APIRequests, HostsFenced, HostsAlert, HARestarts,
+	Registry.MustRegister(CommitLatency, FSMApply, Forwarded, EarlyElections, APIRequests, HostsFenced, HostsAlert, HARestarts,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 }
 
