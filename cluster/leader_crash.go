@@ -31,9 +31,12 @@ import (
 // leader (term and log checks still apply, so this can only speed an
 // election up, never elect a node raft would refuse). The voters stand in
 // turn, ordered by ID, half a heartbeat timeout apart, so two of them do not
-// split the vote. A leader that is alive but unreachable (a partition, a
-// dead machine, a pause) refuses nothing, and raft's timers decide as
-// before.
+// split the vote. A leader that is alive but unreachable (a partition that
+// drops packets, a dead machine, a pause) refuses nothing, and raft's
+// timers decide as before. A firewall that rejects the follower's packets
+// with a reset looks like a crash: the follower stands, and wins only if a
+// majority grants it, which leaves the leadership with a server that
+// reaches a majority.
 
 // crashCheckRefused reports whether nothing listens at addr: the dial was
 // refused, not timed out or unreachable.
