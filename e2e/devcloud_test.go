@@ -314,11 +314,17 @@ func kill9PID(pid int) error {
 // /proc showed.
 func (d *devCloud) killServer(s *server) (*proc, string, error) {
 	pid := d.serverPID[s.id]
+	child := s.proc != nil && s.proc.pid() != 0 // started again by restartServer
+	if child {
+		pid = s.proc.pid()
+	}
 	argv, env, err := procCommand(pid)
 	if err != nil {
 		return nil, "", fmt.Errorf("read the command of %s (pid %d): %w", s.id, pid, err)
 	}
-	if err := kill9PID(pid); err != nil {
+	if child {
+		s.proc.kill9() // the test's own child: kill and reap it
+	} else if err := kill9PID(pid); err != nil {
 		return nil, "", err
 	}
 	d.killed[s.id] = true
