@@ -108,13 +108,14 @@ func (n *Node) checkLeaderCrash(w *crashWatch) {
 	if f.Error() != nil {
 		return
 	}
-	rank, ok := standRank(f.Configuration(), raft.ServerID(n.cfg.NodeID), leader)
+	self := raft.ServerID(n.cfg.NodeID)
+	rank, ok := standRank(f.Configuration(), self, leader)
 	if !ok || !w.due(silent, rank) {
 		return
 	}
 	n.logger.Warn("standing for election now instead of waiting for the heartbeat timer",
 		"dead_leader", leader, "silent", silent.Round(time.Millisecond), "rank", rank)
-	self, local := raft.ServerID(n.cfg.NodeID), n.transport.LocalAddr()
+	local := n.transport.LocalAddr()
 	req := &raft.TimeoutNowRequest{RPCHeader: raft.RPCHeader{
 		ProtocolVersion: raft.ProtocolVersionMax, ID: []byte(self), Addr: n.transport.EncodePeer(self, local),
 	}}
