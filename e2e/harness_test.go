@@ -24,6 +24,8 @@ const (
 	envE2E   = "STRATUS_E2E"   // 1 runs the end-to-end tests
 	envBench = "STRATUS_BENCH" // 1 runs TestBenchmarks
 	envBin   = "STRATUS_BIN"   // path to the built stratus binary
+
+	envKeepLogs = "STRATUS_E2E_KEEP_LOGS" // a directory: a failed test's whole logs are copied there
 )
 
 // testSecret is the cluster secret of every test cluster (>= 16 chars).
@@ -352,7 +354,42 @@ func (c *testCluster) cleanup() {
 		for _, p := range procs {
 			c.t.Logf("e2e: log of %s (last %d lines):\n%s", p.name, logTailOnError, p.logTail(logTailOnError))
 		}
+		keepLogs(c.t, c.dir)
 	}
+}
+
+// keepLogs copies every log under dir (servers, agents, HAProxy) to
+// $STRATUS_E2E_KEEP_LOGS/<test name>/ when that is set: the tails printed
+// on failure are often too short to follow one VM or job through a run.
+func keepLogs(t *testing.T, dir string) {
+	dest := os.Getenv(envKeepLogs)
+	if dest == "" {
+		return
+	}
+	dest = filepath.Join(dest, strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()))
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".log") {
+			return err
+		}
+		rel, err := filepath.Rel(dir, path)
+		if err != nil {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		out := filepath.Join(dest, rel)
+		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(out, b, 0o644)
+	})
+	if err != nil {
+		t.Logf("e2e: keeping logs in %s: %v", dest, err)
+		return
+	}
+	t.Logf("e2e: every log of this test is kept in %s", dest)
 }
 
 // startAll starts every server, waits until each is ready and sees all

@@ -51,16 +51,17 @@ type upgradeVMs struct {
 	zone, offering, template string
 
 	mu       sync.Mutex
-	order    []string          // VM ids in deploy order
-	names    map[string]string // VM id -> name
-	want     map[string]string // VM id -> the state last asked for (Running, Stopped)
-	busy     map[string]bool   // VM id -> a command of the workload is on it
-	deploys  int               // deploys submitted (names used)
-	jobs     map[string]string // job id -> what it is for
-	jobsDone map[string]bool   // job id -> finished with success
-	done     int               // VM jobs finished with success
-	notUp    []string          // host states other than Up seen during the load
-	hostObs  int               // listHosts answers looked at
+	order    []string            // VM ids in deploy order
+	names    map[string]string   // VM id -> name
+	want     map[string]string   // VM id -> the state last asked for (Running, Stopped)
+	busy     map[string]bool     // VM id -> a command of the workload is on it
+	deploys  int                 // deploys submitted (names used)
+	jobs     map[string]string   // job id -> what it is for
+	jobsDone map[string]bool     // job id -> finished with success
+	done     int                 // VM jobs finished with success
+	notUp    []string            // host states other than Up seen during the load
+	history  map[string][]string // VM id -> the workload's commands and their outcomes, printed on failure
+	hostObs  int                 // listHosts answers looked at
 }
 
 // startUpgradeVMs seeds the VM zone through HAProxy, starts an agent of
@@ -70,7 +71,7 @@ func startUpgradeVMs(t *testing.T, c *testCluster, lb *haproxyProc, bin string, 
 	t.Helper()
 	start := time.Now()
 	v := &upgradeVMs{l: l, cs: newJobSDK(lb.apiURL(), c.keys), names: map[string]string{}, want: map[string]string{},
-		busy: map[string]bool{}, jobs: map[string]string{}, jobsDone: map[string]bool{}}
+		busy: map[string]bool{}, jobs: map[string]string{}, jobsDone: map[string]bool{}, history: map[string][]string{}}
 	admin := newSDK(lb.apiURL(), c.keys)
 	images := newImageServer(t)
 	images.sendHalf() // nothing is held: the download only has to finish
@@ -357,12 +358,16 @@ func (v *upgradeVMs) command(ctx context.Context, op, id, name string) {
 		if _, ok := v.names[id]; !ok {
 			v.order = append(v.order, id)
 			v.names[id] = name
+			// A deployed VM is busy with its deploy job like any other:
+			// the other worker must not stop it while it is Starting.
+			v.busy[id] = true
 		}
 		v.want[id] = wantState
 	}
 	if err == nil {
 		v.jobs[jobID] = what
 	}
+	v.record(id, "%s: job %s, error %v", op, jobID, err)
 	v.mu.Unlock()
 	defer func() {
 		v.mu.Lock()
@@ -388,6 +393,7 @@ func (v *upgradeVMs) command(ctx context.Context, op, id, name string) {
 			v.mu.Lock()
 			v.jobsDone[jobID] = true
 			v.done++
+			v.record(id, "%s: job %s succeeded", op, jobID)
 			v.mu.Unlock()
 			return
 		}
@@ -404,6 +410,13 @@ func (v *upgradeVMs) command(ctx context.Context, op, id, name string) {
 			return // finished after the load stops: checked at the end
 		case <-time.After(hostPollEvery):
 		}
+	}
+}
+
+// record notes an event of the VM id's history; v.mu is held.
+func (v *upgradeVMs) record(id, format string, args ...any) {
+	if id != "" {
+		v.history[id] = append(v.history[id], time.Now().UTC().Format("15:04:05.000000 ")+fmt.Sprintf(format, args...))
 	}
 }
 
@@ -463,6 +476,13 @@ func (v *upgradeVMs) finish(t *testing.T, ctx context.Context, probe *http.Clien
 	for _, d := range diff {
 		t.Errorf("after the rolling upgrade: %s", d)
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, id := range v.order {
+				t.Logf("e2e: history of %s (%s):\n\t%s", v.names[id], id, strings.Join(v.history[id], "\n\t"))
+			}
+		}
+	})
 	v.sampler.check(t, "rolling upgrade")
 	for _, s := range v.notUp {
 		t.Errorf("during the rolling upgrade a host was not Up: %s", s)
