@@ -215,7 +215,8 @@ func (r *Runner) run(ctx context.Context, id string) {
 			return
 		}
 		failures++
-		r.logger.Warn("job step failed; retrying", "job", id, "cmd", job.Cmd, "step", job.Step, "attempt", failures, "error", err)
+		r.logger.Warn("job step failed; retrying", "job", id, "cmd", job.Cmd, "instance_id", job.InstanceID, "step", job.Step,
+			"attempt", failures, "error", err)
 		if failures >= maxAttempts {
 			_ = r.commit(ctx, job, Fail(codeInternal, "%s failed after %d attempts: %v", job.Cmd, failures, err))
 			return
@@ -257,7 +258,8 @@ func (r *Runner) commit(ctx context.Context, job *fsm.AsyncJob, s Step) error {
 		return fmt.Errorf("commit step %q of job %s: %w", s.Next, job.ID, err)
 	}
 	if s.Done {
-		r.logger.Info("job finished", "job", job.ID, "cmd", job.Cmd, "status", next.Status)
+		r.logger.Info("job finished", "job", job.ID, "cmd", job.Cmd, "status", next.Status,
+			"instance_type", job.InstanceType, "instance_id", job.InstanceID)
 	}
 	return nil
 }
