@@ -201,6 +201,15 @@ func (d *devCloud) cleanup() {
 	}
 	if d.t.Failed() {
 		d.t.Logf("e2e: log of stratus dev:\n%s", d.dev.logTail(50))
+		if d.c == nil {
+			// stratus dev gave up before cloud.json: its servers' logs say why.
+			logs, _ := filepath.Glob(filepath.Join(d.dir, "*", "server.log"))
+			for _, path := range logs {
+				p := &proc{logPath: path}
+				d.t.Logf("e2e: %s (last %d lines):\n%s", path, logTailOnError, p.logTail(logTailOnError))
+			}
+			keepLogs(d.t, d.dir)
+		}
 		for _, h := range d.hosts {
 			p := &proc{logPath: h.logPath}
 			d.t.Logf("e2e: log of agent %s (last %d lines):\n%s", h.name, logTailOnError, p.logTail(logTailOnError))
