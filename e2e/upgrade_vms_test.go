@@ -72,6 +72,16 @@ func startUpgradeVMs(t *testing.T, c *testCluster, lb *haproxyProc, bin string, 
 	start := time.Now()
 	v := &upgradeVMs{l: l, cs: newJobSDK(lb.apiURL(), c.keys), names: map[string]string{}, want: map[string]string{},
 		busy: map[string]bool{}, jobs: map[string]string{}, jobsDone: map[string]bool{}, history: map[string][]string{}}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		for _, id := range v.order {
+			t.Logf("e2e: history of %s (%s):\n\t%s", v.names[id], id, strings.Join(v.history[id], "\n\t"))
+		}
+	})
 	admin := newSDK(lb.apiURL(), c.keys)
 	images := newImageServer(t)
 	images.sendHalf() // nothing is held: the download only has to finish
@@ -476,13 +486,6 @@ func (v *upgradeVMs) finish(t *testing.T, ctx context.Context, probe *http.Clien
 	for _, d := range diff {
 		t.Errorf("after the rolling upgrade: %s", d)
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, id := range v.order {
-				t.Logf("e2e: history of %s (%s):\n\t%s", v.names[id], id, strings.Join(v.history[id], "\n\t"))
-			}
-		}
-	})
 	v.sampler.check(t, "rolling upgrade")
 	for _, s := range v.notUp {
 		t.Errorf("during the rolling upgrade a host was not Up: %s", s)
