@@ -96,7 +96,12 @@ type devCloud struct {
 // cloud.json and puts HAProxy in front of the servers.
 func startDevCloud(t *testing.T, bin string, n int) *devCloud {
 	t.Helper()
-	dir := t.TempDir()
+	return startDevCloudIn(t, bin, t.TempDir(), n)
+}
+
+// startDevCloudIn is startDevCloud on a directory the test prepared.
+func startDevCloudIn(t *testing.T, bin, dir string, n int) *devCloud {
+	t.Helper()
 	d := &devCloud{t: t, dir: dir, probe: &http.Client{Timeout: 2 * time.Second},
 		serverPID: map[string]int{}, killed: map[string]bool{},
 		hostsWait: time.Duration(n) * time.Second} // dev gives many hosts this long to register

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/stratus-cloud/stratus/ops"
 )
 
 // haproxyProc is a real HAProxy in front of the cluster's servers.
@@ -71,7 +73,7 @@ func (c *testCluster) startHAProxy() *haproxyProc {
 	if err != nil {
 		c.t.Fatalf("haproxy is not installed (make deps installs Debian's package): %v", err)
 	}
-	ports, err := allocPorts(2)
+	ports, err := ops.FreeLoopbackPorts(2)
 	if err != nil {
 		c.t.Fatal(err)
 	}

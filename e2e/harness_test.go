@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stratus-cloud/stratus/ops"
 )
 
 // The e2e tests run only when asked: they start real processes.
@@ -72,37 +73,6 @@ func requireBin(t *testing.T) string {
 		t.Fatalf("%s=%s is not an executable file (err=%v)", envBin, abs, err)
 	}
 	return abs
-}
-
-// allocPorts reserves n loopback ports that are free for both TCP and UDP
-// (gossip uses both) by holding them all open at once, then releases them
-// for the processes to bind.
-func allocPorts(n int) ([]int, error) {
-	var closers []func()
-	defer func() {
-		for _, c := range closers {
-			c()
-		}
-	}()
-	var ports []int
-	for attempts := 0; len(ports) < n; attempts++ {
-		if attempts > 20*n {
-			return nil, fmt.Errorf("could not find %d free loopback ports", n)
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("reserve a tcp port: %w", err)
-		}
-		closers = append(closers, func() { _ = ln.Close() })
-		port := ln.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			continue // UDP side taken: keep the TCP one reserved and try another
-		}
-		closers = append(closers, func() { _ = pc.Close() })
-		ports = append(ports, port)
-	}
-	return ports, nil
 }
 
 // proc is one child process with its log file.
@@ -304,7 +274,7 @@ type nodeStatus struct {
 func newCluster(t *testing.T, bin string, n int) *testCluster {
 	t.Helper()
 	dir := t.TempDir() // created before the cleanup below, so removed after it
-	ports, err := allocPorts(3 * n)
+	ports, err := ops.FreeLoopbackPorts(3 * n)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/apache/cloudstack-go/v2/cloudstack"
+
+	"github.com/stratus-cloud/stratus/ops"
 )
 
 // membershipDeadThreshold is the servers' -dead-server-threshold in the
@@ -70,7 +72,7 @@ func (c *testCluster) listPeersCLI(ctx context.Context, s *server) (*opPeers, er
 // the running ones (no -bootstrap-expect); start it with start.
 func (c *testCluster) addServer(extra ...string) *server {
 	c.t.Helper()
-	ports, err := allocPorts(3)
+	ports, err := ops.FreeLoopbackPorts(3)
 	if err != nil {
 		c.t.Fatal(err)
 	}

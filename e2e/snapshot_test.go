@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/apache/cloudstack-go/v2/cloudstack"
+
+	"github.com/stratus-cloud/stratus/ops"
 )
 
 // snapshotCLI runs `stratus operator -address base args...` with keys.
@@ -313,7 +315,7 @@ func TestRecoverLostQuorumWithPeersJSON(t *testing.T) {
 
 	// Two new servers replace the dead ones: the harness's view of the
 	// cluster becomes the survivor and them.
-	ports, err := allocPorts(6)
+	ports, err := ops.FreeLoopbackPorts(6)
 	if err != nil {
 		t.Fatal(err)
 	}

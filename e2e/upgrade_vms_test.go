@@ -27,6 +27,7 @@ import (
 
 	"github.com/stratus-cloud/stratus/hypervisor"
 	"github.com/stratus-cloud/stratus/hypervisor/agent"
+	"github.com/stratus-cloud/stratus/ops"
 )
 
 const (
@@ -191,7 +192,7 @@ func startUpgradeVMs(t *testing.T, c *testCluster, lb *haproxyProc, bin string, 
 // servers through the load balancer at base.
 func (v *upgradeVMs) startAgents(t *testing.T, c *testCluster, base, bin string) {
 	t.Helper()
-	ports, err := allocPorts(upgVMHosts)
+	ports, err := ops.FreeLoopbackPorts(upgVMHosts)
 	if err != nil {
 		t.Fatal(err)
 	}

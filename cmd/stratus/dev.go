@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -59,15 +58,8 @@ type CloudHost struct {
 	StatusURL string `json:"status_url"` // the agent's GET /v1/status: its live domain list
 }
 
-func freePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("find a free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
+// loadOrMakeLayout reads DIR/dev.json, or picks ports for a new cloud and
+// writes it.
 func loadOrMakeLayout(dir string, servers int) (*devLayout, error) {
 	path := filepath.Join(dir, "dev.json")
 	if b, err := os.ReadFile(path); err == nil {
@@ -81,23 +73,151 @@ func loadOrMakeLayout(dir string, servers int) (*devLayout, error) {
 		return &l, nil
 	}
 	l := &devLayout{Secret: fsm.NewKey(32)}
-	for i := 0; i < servers; i++ {
-		var addrs [3]string
-		for j := range addrs {
-			a, err := freePort()
-			if err != nil {
-				return nil, err
-			}
-			addrs[j] = a
-		}
-		l.Servers = append(l.Servers, devServer{ID: fmt.Sprintf("server-%d", i+1), API: addrs[0], Raft: addrs[1], Gossip: addrs[2]})
+	ports, err := ops.FreeLoopbackPorts(3 * servers)
+	if err != nil {
+		return nil, err
 	}
+	for i := 0; i < servers; i++ {
+		s := devServer{ID: fmt.Sprintf("server-%d", i+1)}
+		s.setPorts(ports[3*i:])
+		l.Servers = append(l.Servers, s)
+	}
+	return l, l.save(dir)
+}
+
+// hasRaftState says whether any server of the layout has a raft log yet.
+// Until one has, no raft configuration holds a server's address, so a
+// server can still move to other ports.
+func (l *devLayout) hasRaftState(dir string) bool {
+	for _, s := range l.Servers {
+		if _, err := os.Stat(filepath.Join(dir, s.ID, "raft", "raft.db")); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *devServer) setPorts(p []int) {
+	s.API = fmt.Sprintf("127.0.0.1:%d", p[0])
+	s.Raft = fmt.Sprintf("127.0.0.1:%d", p[1])
+	s.Gossip = fmt.Sprintf("127.0.0.1:%d", p[2])
+}
+
+func (l *devLayout) save(dir string) error {
+	path := filepath.Join(dir, "dev.json")
 	b, _ := json.MarshalIndent(l, "", "  ")
 	if err := os.WriteFile(path, b, 0o600); err != nil {
-		return nil, fmt.Errorf("write %s: %w", path, err)
+		return fmt.Errorf("write %s: %w", path, err)
 	}
-	return l, nil
+	return nil
 }
+
+// lockDevDir takes DIR/dev.lock for as long as this stratus dev runs, so a
+// second one on the same directory stops at once with a clear error rather
+// than starting servers on ports the first one's servers hold.
+func lockDevDir(dir string) (unlock func(), err error) {
+	path := filepath.Join(dir, "dev.lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		holder, _ := os.ReadFile(path)
+		_ = f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("another stratus dev (pid %s) is running the cloud in %s: stop it first, or use another --dir", strings.TrimSpace(string(holder)), dir)
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	if err := f.Truncate(0); err == nil {
+		_, _ = f.WriteAt([]byte(fmt.Sprintln(os.Getpid())), 0)
+	}
+	return func() { _ = f.Close() }, nil // closing the file releases the lock
+}
+
+// devChild is one process stratus dev started (a server or a host agent),
+// watched from its start so that one that dies during start-up is noticed
+// at once rather than when a wait for it runs out.
+type devChild struct {
+	name    string
+	logPath string
+	cmd     *exec.Cmd
+	exited  chan struct{} // closed once the process has exited; err is its status then
+	err     error
+}
+
+func startDevChild(self, name, logPath string, args, env []string) (*devChild, error) {
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open the log of %s: %w", name, err)
+	}
+	cmd := exec.Command(self, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		_ = logFile.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	c := &devChild{name: name, logPath: logPath, cmd: cmd, exited: make(chan struct{})}
+	go func() {
+		c.err = cmd.Wait()
+		_ = logFile.Close()
+		close(c.exited)
+	}()
+	return c, nil
+}
+
+func (c *devChild) hasExited() bool {
+	select {
+	case <-c.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// lastLogLine is the last line the process wrote: for one that failed to
+// start, its error.
+func (c *devChild) lastLogLine() string {
+	b, err := os.ReadFile(c.logPath)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return lines[len(lines)-1]
+}
+
+// portTaken says the process exited because one of its ports was taken,
+// by another process that bound it after the port was picked.
+func (c *devChild) portTaken() bool {
+	return c.hasExited() && strings.Contains(c.lastLogLine(), "address already in use")
+}
+
+func (c *devChild) exitError() error {
+	err := fmt.Errorf("%s exited during start-up (%v): %s (log: %s)", c.name, c.err, c.lastLogLine(), c.logPath)
+	if c.portTaken() {
+		// Only a new cloud's servers move; an existing one keeps the
+		// addresses its raft configuration holds.
+		err = fmt.Errorf("%w; another process holds that port: stop it (ss -tulpn names it) and run the same command again", err)
+	}
+	return err
+}
+
+// stopDevChildren asks every process to stop and waits until all have.
+func stopDevChildren(children []*devChild) {
+	for _, c := range children {
+		if !c.hasExited() {
+			_ = c.cmd.Process.Signal(syscall.SIGTERM)
+		}
+	}
+	for _, c := range children {
+		<-c.exited
+	}
+}
+
+// portRetries bounds how often one process of a new cloud is moved to new
+// ports because another process took one of them.
+const portRetries = 3
 
 func runDev(args []string) error {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
@@ -128,10 +248,16 @@ func runDev(args []string) error {
 	if err := os.MkdirAll(abs, 0o700); err != nil {
 		return fmt.Errorf("create --dir: %w", err)
 	}
+	unlock, err := lockDevDir(abs)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	layout, err := loadOrMakeLayout(abs, *servers)
 	if err != nil {
 		return err
 	}
+	fresh := !layout.hasRaftState(abs)
 	self, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("find own binary: %w", err)
@@ -152,52 +278,65 @@ func runDev(args []string) error {
 			return err
 		}
 	}
-	var procs []*exec.Cmd
-	stopAll := func() {
-		for _, p := range procs {
-			_ = p.Process.Signal(syscall.SIGTERM)
-		}
-		for _, p := range procs {
-			_ = p.Wait()
-		}
-	}
-	cloud := CloudFile{Hosts: []CloudHost{}}
-	for i, s := range layout.Servers {
+	var procs, agents []*devChild // servers and host agents
+	stopAll := func() { stopDevChildren(append(append([]*devChild(nil), procs...), agents...)) }
+	startServer := func(i int) (*devChild, error) {
+		s := layout.Servers[i]
 		dataDir := filepath.Join(abs, s.ID)
 		if err := os.MkdirAll(dataDir, 0o700); err != nil {
-			stopAll()
-			return fmt.Errorf("create %s: %w", dataDir, err)
+			return nil, fmt.Errorf("create %s: %w", dataDir, err)
 		}
-		logFile, err := os.OpenFile(filepath.Join(dataDir, "server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-		if err != nil {
-			stopAll()
-			return fmt.Errorf("open server log: %w", err)
-		}
-		cmdArgs := []string{"server", "-node-id", s.ID, "-data-dir", dataDir, "-bind", s.API,
+		args := []string{"server", "-node-id", s.ID, "-data-dir", dataDir, "-bind", s.API,
 			"-raft-bind", s.Raft, "-gossip-bind", s.Gossip, "-bootstrap-expect", fmt.Sprint(len(layout.Servers)),
 			"-log-level", *logLevel}
 		if devTLS != nil {
-			cmdArgs = append(cmdArgs, "-tls-cert", devTLS.cert, "-tls-key", devTLS.key, "-tls-ca", devTLS.ca)
+			args = append(args, "-tls-cert", devTLS.cert, "-tls-key", devTLS.key, "-tls-ca", devTLS.ca)
 		}
-		if i > 0 {
-			cmdArgs = append(cmdArgs, "-join", layout.Servers[0].Gossip)
-		} else if len(layout.Servers) > 1 {
-			cmdArgs = append(cmdArgs, "-join", layout.Servers[1].Gossip)
+		// Every server joins all the others: any one that answers will do.
+		var join []string
+		for j, o := range layout.Servers {
+			if j != i {
+				join = append(join, o.Gossip)
+			}
 		}
-		cmd := exec.Command(self, cmdArgs...)
+		if len(join) > 0 {
+			args = append(args, "-join", strings.Join(join, ","))
+		}
 		// The secret travels in the environment, which ps does not show.
-		cmd.Env = append(os.Environ(), "STRATUS_CLUSTER_SECRET="+layout.Secret)
-		cmd.Stdout, cmd.Stderr = logFile, logFile
-		if err := cmd.Start(); err != nil {
-			stopAll()
-			return fmt.Errorf("start %s: %w", s.ID, err)
-		}
-		procs = append(procs, cmd)
-		cloud.Servers = append(cloud.Servers, CloudServer{ID: s.ID, APIURL: scheme + "://" + s.API, PID: cmd.Process.Pid})
+		return startDevChild(self, s.ID, filepath.Join(dataDir, "server.log"), args, []string{"STRATUS_CLUSTER_SECRET=" + layout.Secret})
 	}
-	cloud.APIURL = cloud.Servers[0].APIURL + "/client/api"
-	for i := range cloud.Servers {
-		cloud.Servers[i].APIURL += "/client/api"
+	for i := range layout.Servers {
+		c, err := startServer(i)
+		if err != nil {
+			stopAll()
+			return err
+		}
+		procs = append(procs, c)
+	}
+	// A new cloud's server whose port another process took in the moment
+	// between picking it and binding it moves to new ports: it never
+	// gossiped, so no other server knows the old ones.
+	moves := make([]int, len(layout.Servers))
+	restart := func(i int) (bool, error) {
+		if !fresh || !procs[i].portTaken() || moves[i] >= portRetries {
+			return false, nil
+		}
+		moves[i]++
+		ports, err := ops.FreeLoopbackPorts(3)
+		if err != nil {
+			return false, err
+		}
+		fmt.Printf("%s: %s; moving it to new ports\n", layout.Servers[i].ID, procs[i].lastLogLine())
+		layout.Servers[i].setPorts(ports)
+		if err := layout.save(abs); err != nil {
+			return false, err
+		}
+		c, err := startServer(i)
+		if err != nil {
+			return false, err
+		}
+		procs[i] = c
+		return true, nil
 	}
 
 	sigs := make(chan os.Signal, 1)
@@ -212,10 +351,15 @@ func runDev(args []string) error {
 		case <-ctx.Done():
 		}
 	}()
-	if err := waitReady(ctx, layout, client, scheme); err != nil {
+	if err := waitReady(ctx, layout, client, scheme, procs[:len(layout.Servers)], restart); err != nil {
 		stopAll()
 		return fmt.Errorf("cloud did not become ready (logs in %s/*/server.log): %w", abs, err)
 	}
+	cloud := CloudFile{Hosts: []CloudHost{}}
+	for i, s := range layout.Servers {
+		cloud.Servers = append(cloud.Servers, CloudServer{ID: s.ID, APIURL: scheme + "://" + s.API + "/client/api", PID: procs[i].cmd.Process.Pid})
+	}
+	cloud.APIURL = cloud.Servers[0].APIURL
 	keys, err := findAdminKeys(ctx, abs, layout)
 	if err != nil {
 		stopAll()
@@ -228,16 +372,47 @@ func runDev(args []string) error {
 			stopAll()
 			return fmt.Errorf("seed the dev zone: %w", err)
 		}
-		agents, hostList, err := startDevHosts(abs, self, layout.Secret, cloud.Servers, *hosts)
-		procs = append(procs, agents...)
+		ports, err := ops.FreeLoopbackPorts(*hosts)
 		if err != nil {
 			stopAll()
 			return err
 		}
-		cloud.Hosts = hostList
+		startHost := func(i, port int) error {
+			c, h, err := startDevHost(abs, self, layout.Secret, cloud.Servers, i+1, port)
+			if err != nil {
+				return err
+			}
+			if i < len(agents) {
+				agents[i], cloud.Hosts[i] = c, h
+			} else {
+				agents, cloud.Hosts = append(agents, c), append(cloud.Hosts, h)
+			}
+			return nil
+		}
+		for i, port := range ports {
+			if err := startHost(i, port); err != nil {
+				stopAll()
+				return err
+			}
+		}
+		// An agent's status port is picked anew on every run, so one that
+		// was taken can always move.
+		hostMoves := make([]int, *hosts)
+		restartHost := func(i int) (bool, error) {
+			if !agents[i].portTaken() || hostMoves[i] >= portRetries {
+				return false, nil
+			}
+			hostMoves[i]++
+			ports, err := ops.FreeLoopbackPorts(1)
+			if err != nil {
+				return false, err
+			}
+			fmt.Printf("%s: %s; moving it to a new port\n", agents[i].name, agents[i].lastLogLine())
+			return true, startHost(i, ports[0])
+		}
 		// Many simulated hosts take a while to start and register.
 		hostsCtx, hostsCancel := context.WithTimeout(context.Background(), 30*time.Second+time.Duration(*hosts)*time.Second)
-		err = waitHostsUp(hostsCtx, d, *hosts)
+		err = waitHostsUp(hostsCtx, d, agents, restartHost)
 		hostsCancel()
 		if err != nil {
 			stopAll()
@@ -264,10 +439,17 @@ func runDev(args []string) error {
 	return nil
 }
 
-func waitReady(ctx context.Context, layout *devLayout, client *http.Client, scheme string) error {
-	for _, s := range layout.Servers {
+// waitReady waits until every server answers ready, failing at once when
+// one exits and restart does not start it again. It reads each server's
+// address from layout on every try, since restart may move it.
+func waitReady(ctx context.Context, layout *devLayout, client *http.Client, scheme string, servers []*devChild, restart func(i int) (bool, error)) error {
+	for i := range layout.Servers {
 		last := "no answer"
 		for {
+			if err := checkDevChildren(servers, restart); err != nil {
+				return err
+			}
+			s := layout.Servers[i]
 			rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
 			req, _ := http.NewRequestWithContext(rctx, http.MethodGet, scheme+"://"+s.API+"/v1/ready", nil)
 			resp, err := client.Do(req)
@@ -291,6 +473,24 @@ func waitReady(ctx context.Context, layout *devLayout, client *http.Client, sche
 				return fmt.Errorf("%s not ready: %s", s.ID, last)
 			case <-time.After(100 * time.Millisecond):
 			}
+		}
+	}
+	return nil
+}
+
+// checkDevChildren returns the error of the first child that has exited
+// and that restart (given its index) did not start again.
+func checkDevChildren(children []*devChild, restart func(i int) (bool, error)) error {
+	for i, c := range children {
+		if !c.hasExited() {
+			continue
+		}
+		moved, err := restart(i)
+		if err != nil {
+			return err
+		}
+		if !moved {
+			return c.exitError()
 		}
 	}
 	return nil

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -191,63 +190,54 @@ func devOSType(ctx context.Context, d *devAPI) string {
 	return firstID(inner, "ostype")
 }
 
-// startDevHosts writes a libvirt test-driver host file for each simulated
-// host and starts its agent as a child process, with its status endpoint
-// (the host's live domain list) on a free loopback port.
-func startDevHosts(dir, self, secret string, servers []CloudServer, n int) ([]*exec.Cmd, []CloudHost, error) {
+// startDevHost writes the libvirt test-driver host file of simulated host
+// i (from 1) and starts its agent, with its status endpoint (the host's
+// live domain list) on the given loopback port.
+func startDevHost(dir, self, secret string, servers []CloudServer, i, statusPort int) (*devChild, CloudHost, error) {
 	var urls []string
 	for _, s := range servers {
 		urls = append(urls, strings.TrimSuffix(s.APIURL, "/client/api"))
 	}
-	var procs []*exec.Cmd
-	var hosts []CloudHost
-	for i := 1; i <= n; i++ {
-		name := fmt.Sprintf("dev-host-%d", i)
-		hdir := filepath.Join(dir, "hosts", name)
-		if err := os.MkdirAll(hdir, 0o700); err != nil {
-			return procs, hosts, fmt.Errorf("create %s: %w", hdir, err)
-		}
-		xml := filepath.Join(hdir, "host.xml")
-		if err := hypervisor.WriteTestHost(xml, hypervisor.TestHost{Name: name, CPUs: 16, MHz: 2000, MemoryMiB: 32768}); err != nil {
-			return procs, hosts, err
-		}
-		logFile, err := os.OpenFile(filepath.Join(hdir, "agent.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-		if err != nil {
-			return procs, hosts, fmt.Errorf("open agent log: %w", err)
-		}
-		statusAddr, err := freePort()
-		if err != nil {
-			_ = logFile.Close()
-			return procs, hosts, err
-		}
-		cmd := exec.Command(self, "agent", "-servers", strings.Join(urls, ","), "-data-dir", hdir,
-			"-libvirt-uri", "test://"+xml, "-name", name, "-address", fmt.Sprintf("10.0.0.%d", 10+i),
-			"-zone", devZone, "-pod", devPod, "-cluster", devCluster, "-status-addr", statusAddr)
-		cmd.Env = append(os.Environ(), "STRATUS_AGENT_REGISTRATION_TOKEN="+agent.RegistrationToken(secret))
-		cmd.Stdout, cmd.Stderr = logFile, logFile
-		if err := cmd.Start(); err != nil {
-			return procs, hosts, fmt.Errorf("start agent %s: %w", name, err)
-		}
-		procs = append(procs, cmd)
-		hosts = append(hosts, CloudHost{Name: name, PID: cmd.Process.Pid, StatusURL: "http://" + statusAddr + "/v1/status"})
+	name := fmt.Sprintf("dev-host-%d", i)
+	hdir := filepath.Join(dir, "hosts", name)
+	if err := os.MkdirAll(hdir, 0o700); err != nil {
+		return nil, CloudHost{}, fmt.Errorf("create %s: %w", hdir, err)
 	}
-	return procs, hosts, nil
+	xml := filepath.Join(hdir, "host.xml")
+	if err := hypervisor.WriteTestHost(xml, hypervisor.TestHost{Name: name, CPUs: 16, MHz: 2000, MemoryMiB: 32768}); err != nil {
+		return nil, CloudHost{}, err
+	}
+	statusAddr := fmt.Sprintf("127.0.0.1:%d", statusPort)
+	c, err := startDevChild(self, name, filepath.Join(hdir, "agent.log"), []string{"agent",
+		"-servers", strings.Join(urls, ","), "-data-dir", hdir,
+		"-libvirt-uri", "test://" + xml, "-name", name, "-address", fmt.Sprintf("10.0.0.%d", 10+i),
+		"-zone", devZone, "-pod", devPod, "-cluster", devCluster, "-status-addr", statusAddr},
+		[]string{"STRATUS_AGENT_REGISTRATION_TOKEN=" + agent.RegistrationToken(secret)})
+	if err != nil {
+		return nil, CloudHost{}, err
+	}
+	return c, CloudHost{Name: name, PID: c.cmd.Process.Pid, StatusURL: "http://" + statusAddr + "/v1/status"}, nil
 }
 
-// waitHostsUp waits until n hosts of the dev zone are Up.
-func waitHostsUp(ctx context.Context, d *devAPI, n int) error {
+// waitHostsUp waits until as many hosts of the dev zone as there are agents
+// are Up, failing at once when an agent exits and restart does not start it
+// again.
+func waitHostsUp(ctx context.Context, d *devAPI, agents []*devChild, restart func(i int) (bool, error)) error {
 	for {
+		if err := checkDevChildren(agents, restart); err != nil {
+			return err
+		}
 		inner, err := d.call(ctx, "listHosts", map[string]string{"state": "Up"})
 		if err == nil {
 			var count int
 			_ = json.Unmarshal(inner["count"], &count)
-			if count >= n {
+			if count >= len(agents) {
 				return nil
 			}
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for %d hosts to be Up: %w", n, ctx.Err())
+			return fmt.Errorf("waiting for %d hosts to be Up: %w", len(agents), ctx.Err())
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
