@@ -368,6 +368,7 @@ func runDev(args []string) error {
 	cloud.APIKey, cloud.SecretKey, cloud.Username, cloud.Password = keys.APIKey, keys.SecretKey, "admin", keys.Password
 	if *hosts > 0 {
 		d := &devAPI{url: cloud.APIURL, key: keys.APIKey, secret: keys.SecretKey, client: client}
+		fmt.Printf("seeding zone %s (pod, cluster, storage, offerings, template) ...\n", devZone)
 		if err := seedDevZone(ctx, d, abs); err != nil {
 			stopAll()
 			return fmt.Errorf("seed the dev zone: %w", err)
@@ -410,6 +411,7 @@ func runDev(args []string) error {
 			fmt.Printf("%s: %s; moving it to a new port\n", agents[i].name, agents[i].lastLogLine())
 			return true, startHost(i, ports[0])
 		}
+		fmt.Printf("starting %d simulated hosts ...\n", *hosts)
 		// Many simulated hosts take a while to start and register.
 		hostsCtx, hostsCancel := context.WithTimeout(context.Background(), 30*time.Second+time.Duration(*hosts)*time.Second)
 		err = waitHostsUp(hostsCtx, d, agents, restartHost)
@@ -443,8 +445,9 @@ func runDev(args []string) error {
 // one exits and restart does not start it again. It reads each server's
 // address from layout on every try, since restart may move it.
 func waitReady(ctx context.Context, layout *devLayout, client *http.Client, scheme string, servers []*devChild, restart func(i int) (bool, error)) error {
+	start := time.Now()
 	for i := range layout.Servers {
-		last := "no answer"
+		last, told := "no answer", time.Now()
 		for {
 			if err := checkDevChildren(servers, restart); err != nil {
 				return err
@@ -461,6 +464,7 @@ func waitReady(ctx context.Context, layout *devLayout, client *http.Client, sche
 				resp.Body.Close()
 				if resp.StatusCode == http.StatusOK {
 					rcancel()
+					fmt.Printf("  %s ready (%d of %d) after %s\n", s.ID, i+1, len(layout.Servers), time.Since(start).Round(100*time.Millisecond))
 					break
 				}
 				last = body.Reason
@@ -468,6 +472,10 @@ func waitReady(ctx context.Context, layout *devLayout, client *http.Client, sche
 				last = err.Error()
 			}
 			rcancel()
+			if time.Since(told) >= 5*time.Second {
+				fmt.Printf("  %s not ready yet: %s\n", s.ID, last)
+				told = time.Now()
+			}
 			select {
 			case <-ctx.Done():
 				return fmt.Errorf("%s not ready: %s", s.ID, last)

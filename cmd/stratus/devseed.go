@@ -223,6 +223,7 @@ func startDevHost(dir, self, secret string, servers []CloudServer, i, statusPort
 // are Up, failing at once when an agent exits and restart does not start it
 // again.
 func waitHostsUp(ctx context.Context, d *devAPI, agents []*devChild, restart func(i int) (bool, error)) error {
+	up := -1
 	for {
 		if err := checkDevChildren(agents, restart); err != nil {
 			return err
@@ -231,13 +232,17 @@ func waitHostsUp(ctx context.Context, d *devAPI, agents []*devChild, restart fun
 		if err == nil {
 			var count int
 			_ = json.Unmarshal(inner["count"], &count)
+			if count != up {
+				fmt.Printf("  hosts Up: %d of %d\n", count, len(agents))
+				up = count
+			}
 			if count >= len(agents) {
 				return nil
 			}
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for %d hosts to be Up: %w", len(agents), ctx.Err())
+			return fmt.Errorf("waiting for %d hosts to be Up (%d are): %w", len(agents), max(up, 0), ctx.Err())
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
