@@ -73,12 +73,7 @@ func (c *opClient) call(method, name string, params url.Values, out any) error {
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		// Not the url.Error itself: its text holds the signed query.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return fmt.Errorf("reach %s: %w", c.base, err)
+		return c.reachError(err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
@@ -132,7 +127,7 @@ func operatorUsage() string {
 func runOperator(args []string) error {
 	fs := flag.NewFlagSet("operator", flag.ContinueOnError)
 	addr := fs.String("address", envOr("ADDR", ""), "base URL of any server, e.g. http://10.0.0.11:8080 (env STRATUS_ADDR)")
-	cloudFile := fs.String("cloud", "", "cloud.json of stratus dev: its first server and admin keys")
+	cloudFile := fs.String("cloud", "", "cloud.json of stratus dev: its admin keys, and the first of its servers that answers")
 	fs.Usage = func() { fmt.Fprint(os.Stderr, operatorUsage()) }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -152,7 +147,9 @@ func runOperator(args []string) error {
 			return fmt.Errorf("-cloud %s is not a cloud.json: %w", *cloudFile, err)
 		}
 		if c.base == "" && len(cf.Servers) > 0 {
-			c.base = strings.TrimSuffix(cf.Servers[0].APIURL, "/client/api")
+			if c.base, err = firstAnswering(cf.Servers); err != nil {
+				return err
+			}
 		}
 		if c.key == "" {
 			c.key, c.secret = cf.APIKey, cf.SecretKey
@@ -185,4 +182,24 @@ func runOperator(args []string) error {
 		return errors.New("give a root admin's keys in STRATUS_API_KEY and STRATUS_SECRET_KEY (or -cloud)")
 	}
 	return cmd.run(c, rest[used:])
+}
+
+// firstAnswering returns the base URL of the first server of a dev cloud
+// whose /v1/health answers, so that operator commands work with any one
+// server down.
+func firstAnswering(servers []CloudServer) (string, error) {
+	probe := &http.Client{Timeout: 2 * time.Second}
+	var tried []string
+	for _, s := range servers {
+		base := strings.TrimSuffix(s.APIURL, "/client/api")
+		resp, err := probe.Get(base + "/v1/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return base, nil
+			}
+		}
+		tried = append(tried, base)
+	}
+	return "", fmt.Errorf("no server of the cloud answers (tried %s): is it running? Start it with make run or stratus dev --dir DIR", strings.Join(tried, ", "))
 }

@@ -55,7 +55,7 @@ func (c *opClient) reachError(err error) error {
 	if errors.As(err, &ue) {
 		err = ue.Err
 	}
-	return fmt.Errorf("reach %s: %w", c.base, err)
+	return fmt.Errorf("reach %s: %w (check -address or STRATUS_ADDR, and that the server runs)", c.base, err)
 }
 
 // operatorError turns a failed operator answer into an error.
