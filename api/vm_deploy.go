@@ -186,6 +186,9 @@ func deployVM(r *Request) (any, *Error) {
 	if zone.AllocationState != fsm.AllocationEnabled && !r.isRootAdmin() {
 		return nil, ErrParam("zone %s is disabled for new VMs; ask an operator to enable it", zone.Name)
 	}
+	if e := deployNetwork(r, zone); e != nil {
+		return nil, e
+	}
 	off, e := usableServiceOffering(r, "serviceofferingid")
 	if e != nil {
 		return nil, e

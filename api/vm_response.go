@@ -182,7 +182,7 @@ func (vr *vmRenderer) render(v *fsm.VM, withUserData bool) vmResponse {
 	for _, n := range v.NICs {
 		out.NIC = append(out.NIC, nicResponse{ID: n.ID, NetworkID: v.ZoneID, NetworkName: guestNetworkName, Netmask: n.Netmask,
 			Gateway: n.Gateway, IPAddress: n.IPAddress, MACAddress: n.MAC, IsDefault: n.IsDefault, DeviceID: strconv.Itoa(n.DeviceID),
-			TrafficType: "Guest", Type: "Isolated", VirtualMachineID: v.ID})
+			TrafficType: "Guest", Type: guestNetworkType, VirtualMachineID: v.ID})
 	}
 	for _, gid := range v.AffinityGroupIDs {
 		if g, _ := fsm.Get[fsm.AffinityGroup](st, nil, fsm.TableAffinityGroups, gid); g != nil {

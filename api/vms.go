@@ -55,6 +55,7 @@ func init() {
 					{Name: "size", Type: "long", Description: "Size in GiB of that data disk, for a customized disk offering."},
 					{Name: "group", Type: "string", Description: "Free-form group name."},
 					{Name: "ipaddress", Type: "string", Description: "Address of the default NIC: a free one of the zone's guest network; one is chosen when absent."},
+					{Name: "networkids", Type: "list", Description: "Network of the VM's NIC: only the zone's guest network (its ID is the zone's), which it gets anyway.", Related: "listNetworks"},
 					{Name: "affinitygroupids", Type: "list", Description: "Affinity groups of the VM, by ID.", Related: "listAffinityGroups"},
 					{Name: "affinitygroupnames", Type: "list", Description: "Affinity groups of the VM, by name."},
 					{Name: "account", Type: "string", Description: "Owning account (admins), with domainid."},

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"sort"
 	"strings"
 	"sync"
@@ -30,6 +31,7 @@ type vmRun struct {
 	sampler *hostSampler
 
 	zone, offering, template, diskOffering string
+	network                                *cloudstack.Network // the zone's guest network, as listNetworks shows it
 
 	allowRetries atomic.Bool // only while a server is being killed
 	mu           sync.Mutex
@@ -53,6 +55,17 @@ func newVMRun(t *testing.T, d *devCloud, s *hostSampler) *vmRun {
 	}
 	if r.diskOffering, _, err = r.cs.DiskOffering.GetDiskOfferingID("data-10g"); err != nil {
 		t.Fatalf("disk offering data-10g: %v", err)
+	}
+	// As Terraform finds a network_id before it deploys: listNetworks
+	// in the zone, then by ID with projectid=-1.
+	lp := r.cs.Network.NewListNetworksParams()
+	lp.SetZoneid(r.zone)
+	nets, err := r.cs.Network.ListNetworks(lp)
+	if err != nil || nets.Count != 1 {
+		t.Fatalf("listNetworks zoneid=%s: %v, %+v; want the zone's one guest network", r.zone, err, nets)
+	}
+	if r.network, _, err = r.cs.Network.GetNetworkByID(nets.Networks[0].Id, cloudstack.WithProject("-1")); err != nil {
+		t.Fatalf("network %s: %v", nets.Networks[0].Id, err)
 	}
 	return r
 }
@@ -198,6 +211,7 @@ func (r *vmRun) requireJobsOK(phase string, outs []jobOutcome) {
 func (r *vmRun) deploy(name string) (string, string, error) {
 	p := r.cs.VirtualMachine.NewDeployVirtualMachineParams(r.offering, r.template, r.zone)
 	p.SetName(name)
+	p.SetNetworkids([]string{r.network.Id})
 	v, err := r.cs.VirtualMachine.DeployVirtualMachine(p)
 	if err != nil {
 		return "", "", err
@@ -342,6 +356,27 @@ func (r *vmRun) requireUniqueIPs(phase string, vms map[string]*cloudstack.Virtua
 	}
 }
 
+// requireOnNetwork fails the test unless every VM's NIC is on the guest
+// network the VMs were deployed in, with an address of its CIDR other than
+// its gateway, and the gateway and netmask the network lists.
+func (r *vmRun) requireOnNetwork(phase string, vms map[string]*cloudstack.VirtualMachine) {
+	r.t.Helper()
+	n := r.network
+	cidr, err := netip.ParsePrefix(n.Cidr)
+	if err != nil {
+		r.t.Fatalf("network %s: cidr %q: %v", n.Id, n.Cidr, err)
+	}
+	for _, v := range vms {
+		nic := v.Nic[0]
+		ip, err := netip.ParseAddr(nic.Ipaddress)
+		if nic.Networkid != n.Id || nic.Networkname != n.Name || err != nil || !cidr.Contains(ip) ||
+			nic.Ipaddress == n.Gateway || nic.Gateway != n.Gateway || nic.Netmask != n.Netmask {
+			r.t.Fatalf("%s: VM %s's NIC %+v is not on network %s (%s, cidr %s, gateway %s, netmask %s)",
+				phase, v.Name, nic, n.Id, n.Name, n.Cidr, n.Gateway, n.Netmask)
+		}
+	}
+}
+
 // checkHostsMatchAPI waits until, for every host, the VMs the API places
 // on it (listVirtualMachines hostid=H) are exactly the domains its agent
 // reports, every one Running on both sides, and the host's allocated CPU
@@ -481,7 +516,9 @@ func vmLifecyclePhases(ctx context.Context, r *vmRun) {
 	t := r.t
 	t0 := time.Now()
 	ids, _ := r.deployVMs(ctx, "deploy", "vm", vmCount, nil)
-	r.requireUniqueIPs("deploy", r.expectVMs("deploy", ids, "Running"))
+	deployed := r.expectVMs("deploy", ids, "Running")
+	r.requireUniqueIPs("deploy", deployed)
+	r.requireOnNetwork("deploy", deployed)
 	checkHostsMatchAPI(t, r, "deploy")
 	r.phase("deploy", t0)
 
