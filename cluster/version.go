@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -146,8 +145,7 @@ func entryCommandVersion(data []byte) uint16 {
 	}
 	v := env.Version
 	if env.Type == fsm.OnceRequestType {
-		var once fsm.OnceRequest
-		if json.Unmarshal(env.Body, &once) == nil {
+		if once, err := fsm.DecodeOnce(env.Body); err == nil {
 			if iv, err := fsm.DecodeEnvelope(once.Entry); err == nil {
 				v = max(v, iv.Version)
 			}

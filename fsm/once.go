@@ -3,6 +3,7 @@ package fsm
 import (
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -63,6 +64,15 @@ func WrapOnce(id string, now time.Time, t MessageType, body any) ([]byte, error)
 		return nil, err
 	}
 	return Encode(OnceRequestType, false, OnceRequest{ID: id, Time: now, Entry: inner})
+}
+
+// DecodeOnce decodes the body of a OnceRequestType entry.
+func DecodeOnce(body []byte) (*OnceRequest, error) {
+	var req OnceRequest
+	if err := decodeJSON(body, &req); err != nil {
+		return nil, fmt.Errorf("decode once-request: %w", err)
+	}
+	return &req, nil
 }
 
 // IsOnce reports whether an encoded entry is a OnceRequest, safe to commit

@@ -134,7 +134,7 @@ func applyOp(txn *memdb.Txn, index uint64, op TxnOp) error {
 		return retally(txn, def, existing, nil)
 	case VerbCreate, VerbUpdate:
 		obj := def.New()
-		if err := decodeRow(op.Obj, obj); err != nil {
+		if err := decodeJSON(op.Obj, obj); err != nil {
 			return stateErr(KindInvalid, "%s %s does not decode: %v", def.Noun, op.ID, err)
 		}
 		internRow(obj)
