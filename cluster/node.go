@@ -139,7 +139,7 @@ func (n *Node) setupRaft() error {
 		return fmt.Errorf("check raft state: %w", err)
 	}
 	n.bootstrapped = has
-	logs, err := raft.NewLogCache(raftLogCacheSize, store)
+	logs, err := raft.NewLogCache(raftLogCacheSize, countedLogStore{store})
 	if err != nil {
 		return fmt.Errorf("raft log cache: %w", err)
 	}
@@ -252,6 +252,21 @@ func logStoreOptions(path string) raftboltdb.Options {
 	return raftboltdb.Options{Path: path}
 }
 
+// countedLogStore is raft's log store with the size of each write
+// observed (stratus_raft_log_store_batch_entries): how well writes share
+// the store's per-transaction cost (an fsync, bbolt's freelist).
+type countedLogStore struct{ raft.LogStore }
+
+func (s countedLogStore) StoreLog(l *raft.Log) error {
+	metrics.LogStoreBatch.Observe(1)
+	return s.LogStore.StoreLog(l)
+}
+
+func (s countedLogStore) StoreLogs(logs []*raft.Log) error {
+	metrics.LogStoreBatch.Observe(float64(len(logs)))
+	return s.LogStore.StoreLogs(logs)
+}
+
 // raftLogCacheSize is how many of the newest entries raft.NewLogCache
 // keeps in memory in front of raft.db. Raft reads back every entry it
 // stores: a follower to hand it to its FSM, the leader once per follower
@@ -293,6 +308,7 @@ func (t timedFSM) ApplyBatch(logs []*raft.Log) []any {
 	start := time.Now()
 	resps := t.FSM.ApplyBatch(logs)
 	if len(logs) > 0 {
+		metrics.FSMBatch.Observe(float64(len(logs)))
 		share := time.Since(start).Seconds() / float64(len(logs))
 		for range logs {
 			metrics.FSMApply.Observe(share)

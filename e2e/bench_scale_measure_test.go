@@ -432,3 +432,55 @@ func pprofTop(bin, file string, args ...string) string {
 	}
 	return string(out)
 }
+
+// batchSizes is how many entries each server's writes of raft.db and its
+// FSM batches held: the sums and counts of the two histograms.
+type batchSizes struct {
+	StoreEntries, StoreWrites float64
+	FSMEntries, FSMBatches    float64
+}
+
+// scrapeBatches reads the batch histograms of every running server.
+func scrapeBatches(t *testing.T, c *testCluster) map[string]batchSizes {
+	t.Helper()
+	out := map[string]batchSizes{}
+	for _, s := range c.servers {
+		if s.cmd == nil {
+			continue
+		}
+		body := c.metrics(t, s)
+		out[s.id] = batchSizes{
+			StoreEntries: metricValue(body, "stratus_raft_log_store_batch_entries_sum"),
+			StoreWrites:  metricValue(body, "stratus_raft_log_store_batch_entries_count"),
+			FSMEntries:   metricValue(body, "stratus_fsm_apply_batch_entries_sum"),
+			FSMBatches:   metricValue(body, "stratus_fsm_apply_batch_entries_count"),
+		}
+	}
+	return out
+}
+
+// batchesSince is what the servers wrote and applied since before.
+func batchesSince(before, after map[string]batchSizes) map[string]batchSizes {
+	out := map[string]batchSizes{}
+	for id, a := range after {
+		b := before[id]
+		out[id] = batchSizes{a.StoreEntries - b.StoreEntries, a.StoreWrites - b.StoreWrites, a.FSMEntries - b.FSMEntries, a.FSMBatches - b.FSMBatches}
+	}
+	return out
+}
+
+// fmtBatches prints each server's mean entries per raft.db write and per
+// FSM batch, and how many writes there were.
+func fmtBatches(m map[string]batchSizes) string {
+	ids := make([]string, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	parts := make([]string, 0, len(ids))
+	for _, id := range ids {
+		b := m[id]
+		parts = append(parts, fmt.Sprintf("%s %.1f / %.1f (%.0f writes)", id, b.StoreEntries/max(b.StoreWrites, 1), b.FSMEntries/max(b.FSMBatches, 1), b.StoreWrites))
+	}
+	return strings.Join(parts, ", ")
+}

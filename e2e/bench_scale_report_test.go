@@ -25,6 +25,7 @@ type scaleReport struct {
 	Deploy        scaleDeploy              `json:"deploy"`
 	DeployCPU     map[string]time.Duration `json:"deploy_cpu_ns"`
 	IdleCPU       map[string]time.Duration `json:"idle_cpu_ns"`
+	DeployBatches map[string]batchSizes    `json:"deploy_batches"`
 	IdleFor       time.Duration            `json:"idle_for_ns"`
 	LoadAvg       string                   `json:"load_average"`
 	VMsRunning    int                      `json:"vms_running"`
@@ -129,6 +130,7 @@ func (r *scaleReport) print(t *testing.T, cfg scaleConfig) {
 	fmt.Fprintf(&sb, "| placements/s per 10 s window: min / median (first and last left out) | %.0f / %.0f |\n", d.WindowMin, d.WindowMedian)
 	fmt.Fprintf(&sb, "| CPU used by the hosts alone (all Up, no deploys) over %s, share of one core | %s |\n", fmtDur(r.IdleFor), fmtShare(r.IdleCPU, r.IdleFor))
 	fmt.Fprintf(&sb, "| CPU time used during the deploys (ms per VM Running) | %s |\n", fmtCPU(r.DeployCPU, d.Done))
+	fmt.Fprintf(&sb, "| entries per raft.db write / per FSM batch during the deploys (mean) | %s |\n", fmtBatches(r.DeployBatches))
 	fmt.Fprintf(&sb, "| machine load (1-min load average; %d CPUs, shared) | %s |\n", runtime.NumCPU(), r.LoadAvg)
 	fmt.Fprintf(&sb, "| deploy accepted p50 / p99 | %s / %s |\n", fmtDur(d.AcceptP50), fmtDur(d.AcceptP99))
 	fmt.Fprintf(&sb, "| deploy -> job done (VM Running) p50 / p99 | %s / %s |\n", fmtDur(d.RunningP50), fmtDur(d.RunningP99))

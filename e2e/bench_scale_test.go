@@ -209,9 +209,10 @@ func TestBenchmarkScale(t *testing.T) {
 	time.Sleep(cfg.idleFor)
 	rep.IdleCPU, rep.IdleFor = cpuSince(idle0, cpuUse(c, sim)), cfg.idleFor
 
-	cpu0, load0 := cpuUse(c, sim), loadAvg()
+	cpu0, load0, batches0 := cpuUse(c, sim), loadAvg(), scrapeBatches(t, c)
 	rep.Deploy = runScaleDeploy(t, c, api, z, cfg, prof)
 	rep.DeployCPU, rep.LoadAvg = cpuSince(cpu0, cpuUse(c, sim)), load0+" at the deploy's start, "+loadAvg()+" at its end"
+	rep.DeployBatches = batchesSince(batches0, scrapeBatches(t, c))
 	if rep.Deploy.Done == 0 {
 		t.Errorf("no VM was deployed: errors %v", rep.Deploy.Errors)
 	}

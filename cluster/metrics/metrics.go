@@ -18,6 +18,9 @@ const Namespace = "stratus"
 // (tests) share these counters.
 var Registry = prometheus.NewRegistry()
 
+// batchBuckets counts entries from 1 to 256 (raft's MaxAppendEntries is 128).
+var batchBuckets = prometheus.ExponentialBuckets(1, 2, 9)
+
 // latencyBuckets spans 0.5 ms to about 16 s.
 var latencyBuckets = prometheus.ExponentialBuckets(0.0005, 2, 16)
 
@@ -35,6 +38,21 @@ var (
 		Namespace: Namespace, Subsystem: "fsm", Name: "apply_duration_seconds",
 		Help:    "Time the state machine takes to apply one committed log entry.",
 		Buckets: prometheus.ExponentialBuckets(0.00001, 2, 16),
+	})
+	// FSMBatch is how many committed entries the state machine applies at
+	// once (one memdb transaction, fsm.FSM.ApplyBatch).
+	FSMBatch = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: Namespace, Subsystem: "fsm", Name: "apply_batch_entries",
+		Help:    "Committed log entries the state machine applied in one batch.",
+		Buckets: batchBuckets,
+	})
+	// LogStoreBatch is how many entries each write of raft's log on disk
+	// holds (one bbolt transaction and fsync): on the leader what its loop
+	// gathered, on a follower what one AppendEntries carried.
+	LogStoreBatch = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: Namespace, Subsystem: "raft", Name: "log_store_batch_entries",
+		Help:    "Log entries written to raft.db in one transaction (one fsync).",
+		Buckets: batchBuckets,
 	})
 	// Forwarded counts calls from this server to the leader's internal
 	// endpoints (forwarded writes, read-index), by endpoint and outcome.
@@ -73,7 +91,7 @@ var (
 )
 
 func init() {
-	Registry.MustRegister(CommitLatency, FSMApply, Forwarded, EarlyElections, APIRequests, HostsFenced, HostsAlert, HARestarts,
+	Registry.MustRegister(CommitLatency, FSMApply, FSMBatch, LogStoreBatch, Forwarded, EarlyElections, APIRequests, HostsFenced, HostsAlert, HARestarts,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 }
 
