@@ -111,8 +111,9 @@ func (n *Node) tryApply(ctx context.Context, data []byte) (uint64, error, bool) 
 // applyLocal commits on this node, which must be the leader.
 func (n *Node) applyLocal(data []byte) (uint64, error) {
 	start := time.Now()
-	f := n.raft.Apply(data, n.cfg.HoldTimeout)
+	f := n.gather.propose(data)
 	err := f.Error()
+	n.gather.done()
 	if err == nil {
 		metrics.CommitLatency.Observe(time.Since(start).Seconds())
 	}

@@ -36,7 +36,8 @@ type Node struct {
 	members   map[string]Member // gossip name -> copy taken under memberlist's lock
 
 	leadership *leadership
-	reads      *batcher // read-index round trips, shared by concurrent reads
+	reads      *batcher  // read-index round trips, shared by concurrent reads
+	gather     *gatherer // the leader's writes, handed to raft in groups
 
 	bootstrapMu  sync.Mutex
 	bootstrapped bool
@@ -63,6 +64,8 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.leadership = newLeadership(n)
 	n.reads = newBatcher(n.fetchReadIndex)
+	n.gather = newGatherer(func(data []byte) raft.ApplyFuture { return n.raft.Apply(data, n.cfg.HoldTimeout) },
+		n.cfg.GatherWindow, n.shutdownCh)
 	if err := n.setupRaft(); err != nil {
 		n.closeStores()
 		return nil, err
@@ -72,7 +75,11 @@ func New(cfg Config) (*Node, error) {
 		n.closeStores()
 		return nil, err
 	}
-	n.wg.Add(5)
+	n.wg.Add(6)
+	go func() {
+		defer n.wg.Done()
+		n.gather.run()
+	}()
 	go n.watchLeaderCrash()
 	go n.adaptSnapshots()
 	go n.leadership.monitor()
