@@ -20,7 +20,7 @@ const testSecret = "test-cluster-secret-0123456789"
 
 // logWriter sends a node's logs to the test log until the test ends.
 type logWriter struct {
-	t    *testing.T
+	t    testing.TB
 	mu   sync.Mutex
 	done bool
 }
@@ -35,7 +35,7 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func testLogger(t *testing.T, name string) hclog.Logger {
+func testLogger(t testing.TB, name string) hclog.Logger {
 	w := &logWriter{t: t}
 	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
 	return hclog.New(&hclog.LoggerOptions{Name: name, Output: w, Level: hclog.Warn})
@@ -55,7 +55,7 @@ func (tn *testNode) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	(*tn.handler.Load()).ServeHTTP(w, r)
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -72,7 +72,7 @@ func fresh(dir string) bool {
 	return err == nil && len(entries) == 0
 }
 
-func newTestConfig(t *testing.T, id string, expect int, join []string) Config {
+func newTestConfig(t testing.TB, id string, expect int, join []string) Config {
 	return Config{
 		NodeID: id, DataDir: t.TempDir(), RaftBind: freeAddr(t), GossipBind: "127.0.0.1:0",
 		BootstrapExpect: expect, Join: join, Secret: testSecret, HoldTimeout: 3 * time.Second,
@@ -83,7 +83,7 @@ func newTestConfig(t *testing.T, id string, expect int, join []string) Config {
 
 // startTestNode starts a node with cfg; the API listener is created first so
 // the node can gossip its URL.
-func startTestNode(t *testing.T, cfg Config) *testNode {
+func startTestNode(t testing.TB, cfg Config) *testNode {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -121,7 +121,7 @@ func (tn *testNode) stop() {
 }
 
 // startCluster starts n nodes that bootstrap together.
-func startCluster(t *testing.T, size int) []*testNode {
+func startCluster(t testing.TB, size int) []*testNode {
 	t.Helper()
 	var nodes []*testNode
 	var join []string
@@ -145,7 +145,7 @@ func startCluster(t *testing.T, size int) []*testNode {
 }
 
 // waitFor polls cond until it returns nil or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() error) {
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var err error
@@ -158,7 +158,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() error
 	t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, err)
 }
 
-func leaderOf(t *testing.T, nodes []*testNode) *testNode {
+func leaderOf(t testing.TB, nodes []*testNode) *testNode {
 	t.Helper()
 	var leader *testNode
 	waitFor(t, 10*time.Second, "an established leader", func() error {
