@@ -13,7 +13,8 @@ import (
 // raft.db files: what a tool behind a load balancer waits for per write
 // on a quiet cluster. The follower forwards to the leader and answers once
 // it has applied the write itself, which it can do only when the leader
-// tells it the commit index (raftCommitTimeout).
+// tells it the commit index: on a quiet cluster only after raft's
+// CommitTimeout (docs/design-notes.md).
 func BenchmarkForwardedWrite(b *testing.B) {
 	nodes := startCluster(b, 3)
 	f := followers(nodes, leaderOf(b, nodes))[0]

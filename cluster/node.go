@@ -305,21 +305,7 @@ const raftMaxAppendEntries = 128
 func tuneRaftForWrites(rc *raft.Config) {
 	rc.MaxAppendEntries = raftMaxAppendEntries
 	rc.BatchApplyCh = true
-	rc.CommitTimeout = raftCommitTimeout
 }
-
-// raftCommitTimeout is how long the leader's replication to a follower
-// waits, when no new entry comes, before sending the commit index anyway.
-// A follower learns that an entry committed only from the leader's next
-// message, and a write forwarded by a follower is answered once that
-// follower has applied it (read-your-writes), so on a quiet cluster every
-// write through a follower waited for this timer: with raft's 50 ms
-// (randomized up to twice that) sequential writes through a follower took
-// 77 ms each, at 5 ms 10 ms (BenchmarkForwardedWrite). Under load new
-// entries carry the commit index and the timer never fires; when idle it
-// costs each follower a small message every 5 to 10 ms (3 idle servers:
-// 55 against 88 ms of CPU a second in all).
-const raftCommitTimeout = 5 * time.Millisecond
 
 // ApplyBatch applies a batch raft committed (fsm.FSM.ApplyBatch), timing
 // it for stratus_fsm_apply_duration_seconds: each entry is observed with
