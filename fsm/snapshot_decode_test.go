@@ -95,19 +95,26 @@ func TestSnapshotRecordsKeepEveryField(t *testing.T) {
 				t.Fatal(err)
 			}
 			internRow(want)
-			if !reflect.DeepEqual(got, want) {
-				t.Fatalf("restore decodes a row unlike encoding/json:\n got  %+v\n want %+v\n from %s", got, want, body)
-			}
-			// And what encoding/json decodes is the row itself, so no
-			// field was left out of the comparison by both decoders.
-			again, _ := json.Marshal(got)
-			if string(again) != string(body) {
-				t.Fatalf("row changed in a round trip:\n wrote %s\n got   %s", body, again)
-			}
-			if !strings.Contains(string(body), `\u003c\u0026\u003e`) && seed > 1 {
-				t.Fatalf("the filled row has no escaped string; the test does not test escapes: %s", body)
-			}
+			requireDecodedLikeEncodingJSON(t, got, want, body, seed)
 		})
+	}
+}
+
+// requireDecodedLikeEncodingJSON fails unless got, what a decoder made of
+// body, equals want, what encoding/json made of it, and encodes back to
+// body itself (so no field was left out by both decoders); and unless the
+// filled value (seed counts its fields) held an escaped string.
+func requireDecodedLikeEncodingJSON(t *testing.T, got, want any, body []byte, seed int) {
+	t.Helper()
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("decodes unlike encoding/json:\n got  %+v\n want %+v\n from %s", got, want, body)
+	}
+	again, _ := json.Marshal(got)
+	if string(again) != string(body) {
+		t.Fatalf("changed in a round trip:\n wrote %s\n got   %s", body, again)
+	}
+	if !strings.Contains(string(body), `\u003c\u0026\u003e`) && seed > 1 {
+		t.Fatalf("the filled value has no escaped string; the test does not test escapes: %s", body)
 	}
 }
 
