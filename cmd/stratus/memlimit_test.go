@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseByteSize(t *testing.T) {
@@ -53,5 +54,15 @@ func TestGCPercentFlag(t *testing.T) {
 	t.Setenv("STRATUS_GC_PERCENT", "200")
 	if f, err := parseServerFlags(base); err != nil || f.gcPercent != 200 {
 		t.Errorf("STRATUS_GC_PERCENT=200: percent %v, %v", f, err)
+	}
+}
+
+// -raft-gather-window 0 turns gathering off (cluster.Config reads 0 as
+// its default), and a window passes through as given.
+func TestGatherWindowFlag(t *testing.T) {
+	for in, want := range map[time.Duration]time.Duration{0: -1, -time.Millisecond: -1, 3 * time.Millisecond: 3 * time.Millisecond} {
+		if got := gatherWindow(in); got != want {
+			t.Errorf("gatherWindow(%s) = %s, want %s", in, got, want)
+		}
 	}
 }

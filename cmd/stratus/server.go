@@ -99,7 +99,7 @@ func parseServerFlags(args []string) (*serverFlags, error) {
 	fs.DurationVar(&f.heartbeatTimeout, "raft-heartbeat-timeout", envDuration("RAFT_HEARTBEAT_TIMEOUT", time.Second), "Raft heartbeat timeout (env STRATUS_RAFT_HEARTBEAT_TIMEOUT)")
 	fs.DurationVar(&f.electionTimeout, "raft-election-timeout", envDuration("RAFT_ELECTION_TIMEOUT", time.Second), "Raft election timeout (env STRATUS_RAFT_ELECTION_TIMEOUT)")
 	fs.DurationVar(&f.leaderLeaseTimeout, "raft-leader-lease-timeout", envDuration("RAFT_LEADER_LEASE_TIMEOUT", 500*time.Millisecond), "how long a leader goes without hearing a quorum before it steps down; at most the heartbeat timeout (env STRATUS_RAFT_LEADER_LEASE_TIMEOUT)")
-	fs.DurationVar(&f.gatherWindow, "raft-gather-window", envDuration("RAFT_GATHER_WINDOW", cluster.DefaultGatherWindow), "how long the leader may hold a write that arrives while others are in flight, so that raft writes, replicates and applies them together; a negative value turns this off (env STRATUS_RAFT_GATHER_WINDOW)")
+	fs.DurationVar(&f.gatherWindow, "raft-gather-window", envDuration("RAFT_GATHER_WINDOW", cluster.DefaultGatherWindow), "how long the leader may hold a write that arrives while others are in flight, so that raft writes, replicates and applies them together; 0 turns this off (env STRATUS_RAFT_GATHER_WINDOW)")
 	fs.StringVar(&f.logLevel, "log-level", envOr("LOG_LEVEL", "info"), "trace, debug, info, warn or error (env STRATUS_LOG_LEVEL)")
 	fs.StringVar(&f.logFormat, "log-format", envOr("LOG_FORMAT", "text"), "text or json (env STRATUS_LOG_FORMAT)")
 	fs.StringVar(&f.fenceCommand, "fence-command", envOr("FENCE_COMMAND", ""), "fence script of hosts whose HA provider is command; it must exit 0 only once the host is off (env STRATUS_FENCE_COMMAND)")
@@ -261,7 +261,7 @@ func runServer(args []string) error {
 		APIAdvertise: advertise, Join: join, BootstrapExpect: f.bootstrapExpect,
 		Secret: f.secret, HoldTimeout: f.holdTimeout, Version: version,
 		HeartbeatTimeout: f.heartbeatTimeout, ElectionTimeout: f.electionTimeout, LeaderLeaseTimeout: f.leaderLeaseTimeout,
-		GatherWindow: f.gatherWindow, Logger: logger, HTTPClient: internalClient, RaftTLS: raftTLS, RaftTLSClient: raftTLSClient,
+		GatherWindow: gatherWindow(f.gatherWindow), Logger: logger, HTTPClient: internalClient, RaftTLS: raftTLS, RaftTLSClient: raftTLSClient,
 	})
 	if err != nil {
 		_ = ln.Close()
@@ -315,4 +315,13 @@ func runServer(args []string) error {
 	defer cancel()
 	_ = srv.Shutdown(ctx)
 	return node.Shutdown()
+}
+
+// gatherWindow turns -raft-gather-window into cluster.Config's terms, where
+// 0 means the default: on the command line 0 (or less) turns gathering off.
+func gatherWindow(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }
