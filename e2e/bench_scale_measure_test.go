@@ -445,7 +445,7 @@ func scrapeBatches(t *testing.T, c *testCluster) map[string]batchSizes {
 	t.Helper()
 	out := map[string]batchSizes{}
 	for _, s := range c.servers {
-		if s.cmd == nil {
+		if !s.running() {
 			continue
 		}
 		body := c.metrics(t, s)
