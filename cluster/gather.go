@@ -24,7 +24,9 @@ import (
 // arrives meanwhile, and the lot is handed to raft back to back so that
 // one pass takes them all. A write that arrives while none is in flight
 // goes to raft at once, so a quiet cluster's latency is unchanged. A
-// window of 0 turns gathering off.
+// window of zero or less turns gathering off (Config.GatherWindow takes 0
+// for its default and a negative value for off; the server's
+// -raft-gather-window 0 is off).
 
 // gatherMax bounds a gathered batch: raft's pass takes at most
 // MaxAppendEntries entries, and BatchApplyCh buffers as many.
